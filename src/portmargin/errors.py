@@ -1,0 +1,43 @@
+"""Exception tree of portmargin.
+
+::
+
+    PortmarginError                 base of everything the package raises on purpose
+    ├── InputError                  bad user input: a file, row or field that cannot be used
+    │   └── InstrumentError         a malformed or unknown instrument name
+    ├── MarketDataError             market data missing or inconsistent for a calculation
+    └── ParameterError              an invalid model or rule-set parameter file
+
+Every message is one line that names where the problem is (file, row/field) and why, so
+the CLI can print it as is and exit non-zero without a traceback.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "InputError",
+    "InstrumentError",
+    "MarketDataError",
+    "ParameterError",
+    "PortmarginError",
+]
+
+
+class PortmarginError(Exception):
+    """Base class of the errors portmargin raises deliberately."""
+
+
+class InputError(PortmarginError, ValueError):
+    """Bad user input; the message names the file/row/field and the reason."""
+
+
+class InstrumentError(InputError):
+    """A malformed or unknown instrument name."""
+
+
+class MarketDataError(PortmarginError):
+    """Market data needed for a calculation is missing or inconsistent."""
+
+
+class ParameterError(PortmarginError, ValueError):
+    """An invalid model, rule-set or product parameter."""

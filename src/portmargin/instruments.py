@@ -1,0 +1,305 @@
+"""Instruments: product specifications and Deribit-style instrument names.
+
+Names follow Deribit's scheme for every product:
+
+=====================  ==========================================================
+``BTC-27MAR26-70000-C`` European option (``C``/``P``), expiry 08:00 UTC on the date
+``XYZ-20MAR26-80.5-P``  decimal strikes allowed (Deribit writes ``d`` for the point
+                        in some linear products: ``XRP_USDC-27MAR26-0d5-C`` is accepted)
+``BTC-27MAR26``         dated future
+``BTC-PERPETUAL``       perpetual swap
+``BTC_USDC``            spot pair (base ``BTC`` quoted in ``USDC``)
+=====================  ==========================================================
+
+The product part (before the first ``-``) is looked up in a :class:`ProductSpec` table: a
+built-in one for Deribit's inverse BTC and ETH books and their ``_USDC`` linear books,
+extended by the ``products`` section of a market file. Quantities of BTC and ETH products
+are in coins, as Deribit's ``size_currency``.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from enum import Enum
+from functools import lru_cache
+from types import MappingProxyType
+
+from portmargin.errors import InstrumentError, ParameterError
+
+__all__ = [
+    "BUILTIN_PRODUCTS",
+    "Instrument",
+    "InstrumentKind",
+    "OptionType",
+    "ProductSpec",
+    "Settlement",
+    "expiry_code",
+    "expiry_from_code",
+    "parse_instrument",
+]
+
+STABLE_CURRENCIES = frozenset({"USD", "USDC", "USDT"})
+EXPIRY_HOUR_UTC = 8
+
+
+class Settlement(Enum):
+    """How a product settles: in the quote (USD-like) currency or in the underlying coin."""
+
+    LINEAR = "linear"
+    INVERSE = "inverse"
+
+
+class InstrumentKind(Enum):
+    """The four kinds of instrument the engine values."""
+
+    SPOT = "spot"
+    PERPETUAL = "perpetual"
+    FUTURE = "future"
+    OPTION = "option"
+
+
+class OptionType(Enum):
+    """Call or put."""
+
+    CALL = "C"
+    PUT = "P"
+
+
+@dataclass(frozen=True, slots=True)
+class ProductSpec:
+    """Contract specification of one product family (``BTC``, ``BTC_USDC``, ``XYZ``).
+
+    Attributes
+    ----------
+    name
+        Product code as it appears before the first ``-`` of an instrument name.
+    underlying
+        Price source (index) the product is written on; ``BTC_USDC`` options are on ``BTC``.
+    settlement
+        :class:`Settlement.INVERSE` products are valued and settled in ``underlying`` coin;
+        linear ones in ``quote_currency``.
+    quote_currency
+        Currency of option prices: the coin for inverse products, USD/USDC for linear.
+    multiplier
+        Units of underlying per contract (1 coin for Deribit BTC/ETH; 100 for a US equity).
+    """
+
+    name: str
+    underlying: str
+    settlement: Settlement
+    quote_currency: str
+    multiplier: float = 1.0
+
+    def __post_init__(self) -> None:
+        if not self.name or "-" in self.name:
+            raise ParameterError(f"product `name` {self.name!r} must be non-empty without '-'")
+        if not (self.multiplier > 0 and self.multiplier < float("inf")):
+            raise ParameterError(f"product {self.name}: `multiplier` must be > 0")
+        if self.settlement is Settlement.INVERSE and self.quote_currency != self.underlying:
+            raise ParameterError(
+                f"product {self.name}: inverse products quote in their coin "
+                f"({self.underlying}), not {self.quote_currency}"
+            )
+
+    @property
+    def settlement_currency(self) -> str:
+        """Currency in which P&L and margin of this product are expressed."""
+        return self.underlying if self.settlement is Settlement.INVERSE else self.quote_currency
+
+    @property
+    def is_inverse(self) -> bool:
+        """True for coin-settled products."""
+        return self.settlement is Settlement.INVERSE
+
+
+BUILTIN_PRODUCTS: Mapping[str, ProductSpec] = MappingProxyType(
+    {
+        "BTC": ProductSpec("BTC", "BTC", Settlement.INVERSE, "BTC", 1.0),
+        "ETH": ProductSpec("ETH", "ETH", Settlement.INVERSE, "ETH", 1.0),
+        "BTC_USDC": ProductSpec("BTC_USDC", "BTC", Settlement.LINEAR, "USDC", 1.0),
+        "ETH_USDC": ProductSpec("ETH_USDC", "ETH", Settlement.LINEAR, "USDC", 1.0),
+        "BTC_USDT": ProductSpec("BTC_USDT", "BTC", Settlement.LINEAR, "USDT", 1.0),
+        "ETH_USDT": ProductSpec("ETH_USDT", "ETH", Settlement.LINEAR, "USDT", 1.0),
+    }
+)
+
+_MONTHS = ("JAN", "FEB", "MAR", "APR", "MAY", "JUN", "JUL", "AUG", "SEP", "OCT", "NOV", "DEC")
+_MONTH_INDEX = {m: i + 1 for i, m in enumerate(_MONTHS)}
+_EXPIRY_RE = re.compile(r"^(\d{1,2})([A-Z]{3})(\d{2})$")
+_STRIKE_RE = re.compile(r"^(\d+(?:[.d]\d+)?)$")
+
+
+def expiry_from_code(code: str, *, name: str | None = None) -> datetime:
+    """Expiry timestamp (08:00 UTC) of a Deribit date code such as ``27MAR26``.
+
+    Raises
+    ------
+    InstrumentError
+        If the code is malformed or names a date that does not exist.
+    """
+    where = f"instrument {name!r}" if name else f"expiry {code!r}"
+    m = _EXPIRY_RE.match(code)
+    if m is None:
+        raise InstrumentError(f"{where}: expiry {code!r} is not of the form 27MAR26")
+    day, mon, yy = int(m.group(1)), m.group(2), int(m.group(3))
+    if mon not in _MONTH_INDEX:
+        raise InstrumentError(f"{where}: unknown month {mon!r} in expiry {code!r}")
+    try:
+        return datetime(2000 + yy, _MONTH_INDEX[mon], day, EXPIRY_HOUR_UTC, tzinfo=UTC)
+    except ValueError:
+        raise InstrumentError(f"{where}: expiry {code!r} is not a real date") from None
+
+
+def expiry_code(expiry: datetime) -> str:
+    """Deribit date code of an expiry: ``datetime(2026, 3, 27, 8)`` → ``27MAR26``."""
+    return f"{expiry.day}{_MONTHS[expiry.month - 1]}{expiry.year % 100:02d}"
+
+
+@dataclass(frozen=True, slots=True)
+class Instrument:
+    """A resolved instrument: everything a pricer needs except market data.
+
+    Attributes
+    ----------
+    name
+        Canonical name (``BTC-27MAR26-70000-C``).
+    kind
+        Spot, perpetual, future or option.
+    product
+        Its contract specification.
+    expiry
+        UTC expiry for futures and options, else ``None``.
+    strike
+        Strike in USD (quote currency) for options, else ``None``.
+    option_type
+        Call or put for options, else ``None``.
+    """
+
+    name: str
+    kind: InstrumentKind
+    product: ProductSpec
+    expiry: datetime | None = None
+    strike: float | None = None
+    option_type: OptionType | None = None
+
+    def __post_init__(self) -> None:
+        if self.kind is InstrumentKind.OPTION:
+            if self.strike is None or self.option_type is None or self.expiry is None:
+                raise InstrumentError(f"instrument {self.name!r}: options need expiry/strike/type")
+            if not (self.strike > 0 and self.strike < float("inf")):
+                raise InstrumentError(f"instrument {self.name!r}: strike must be > 0")
+        if self.kind is InstrumentKind.FUTURE and self.expiry is None:
+            raise InstrumentError(f"instrument {self.name!r}: futures need an expiry")
+
+    @property
+    def underlying(self) -> str:
+        """Name of the underlying index (``BTC`` for ``BTC_USDC`` products too)."""
+        return self.product.underlying
+
+    @property
+    def settlement_currency(self) -> str:
+        """Currency of this instrument's P&L: the coin if inverse, else the quote currency."""
+        return self.product.settlement_currency
+
+    @property
+    def is_inverse(self) -> bool:
+        """True for coin-settled instruments."""
+        return self.product.is_inverse
+
+    @property
+    def multiplier(self) -> float:
+        """Units of underlying per contract."""
+        return self.product.multiplier
+
+    @property
+    def is_option(self) -> bool:
+        """True for options."""
+        return self.kind is InstrumentKind.OPTION
+
+    @property
+    def is_call(self) -> bool:
+        """True for calls (False for puts and non-options)."""
+        return self.option_type is OptionType.CALL
+
+
+def _format_strike(strike: float) -> str:
+    return str(int(strike)) if float(strike).is_integer() else repr(float(strike))
+
+
+def parse_instrument(name: str, products: Mapping[str, ProductSpec] | None = None) -> Instrument:
+    """Resolve a Deribit-style instrument name against a product table.
+
+    Parameters
+    ----------
+    name
+        ``BTC-27MAR26-70000-C``, ``BTC-27MAR26``, ``BTC-PERPETUAL``, ``BTC_USDC``, ...
+    products
+        Product specifications by code; :data:`BUILTIN_PRODUCTS` is used for codes not in it.
+
+    Raises
+    ------
+    InstrumentError
+        If the name is malformed, its date does not exist, its strike is not positive, or its
+        product is unknown. The message names the instrument.
+    """
+    table = dict(BUILTIN_PRODUCTS)
+    if products:
+        table.update(products)
+    return _parse_cached(name, tuple(sorted(table.items(), key=lambda kv: kv[0])))
+
+
+@lru_cache(maxsize=65536)
+def _parse_cached(name: str, table_items: tuple[tuple[str, ProductSpec], ...]) -> Instrument:
+    table = dict(table_items)
+    if not name.strip():
+        raise InstrumentError(f"instrument {name!r}: empty name")
+    text = name.strip().upper()
+    parts = text.split("-")
+    code = parts[0]
+
+    def product() -> ProductSpec:
+        spec = table.get(code)
+        if spec is None:
+            raise InstrumentError(
+                f"instrument {name!r}: unknown product {code!r} "
+                "(add it to the `products` section of the market file)"
+            )
+        return spec
+
+    if len(parts) == 1:
+        base, sep, quote = code.partition("_")
+        if not sep or not base or not quote:
+            raise InstrumentError(
+                f"instrument {name!r}: not a recognised name (expected e.g. BTC-27MAR26-70000-C,"
+                " BTC-27MAR26, BTC-PERPETUAL or BTC_USDC)"
+            )
+        spec = ProductSpec(code, base, Settlement.LINEAR, quote, 1.0)
+        return Instrument(code, InstrumentKind.SPOT, spec)
+    if len(parts) == 2:
+        if parts[1] == "PERPETUAL":
+            return Instrument(text, InstrumentKind.PERPETUAL, product())
+        expiry = expiry_from_code(parts[1], name=name)
+        spec = product()
+        return Instrument(f"{code}-{expiry_code(expiry)}", InstrumentKind.FUTURE, spec, expiry)
+    if len(parts) == 4:
+        expiry = expiry_from_code(parts[1], name=name)
+        m = _STRIKE_RE.match(parts[2])
+        if m is None:
+            raise InstrumentError(f"instrument {name!r}: strike {parts[2]!r} is not a number")
+        strike = float(m.group(1).replace("D", ".").replace("d", "."))
+        if strike <= 0:
+            raise InstrumentError(f"instrument {name!r}: strike must be > 0")
+        if parts[3] not in ("C", "P"):
+            raise InstrumentError(f"instrument {name!r}: option type must be C or P")
+        spec = product()
+        canonical = f"{code}-{expiry_code(expiry)}-{_format_strike(strike)}-{parts[3]}"
+        return Instrument(
+            canonical, InstrumentKind.OPTION, spec, expiry, strike, OptionType(parts[3])
+        )
+    raise InstrumentError(
+        f"instrument {name!r}: not a recognised name (expected e.g. BTC-27MAR26-70000-C,"
+        " BTC-27MAR26, BTC-PERPETUAL or BTC_USDC)"
+    )

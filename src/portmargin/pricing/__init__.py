@@ -1,0 +1,23 @@
+"""Vectorised option pricing: Black-76 on forwards and its implied-volatility inverse."""
+
+from portmargin.pricing.black76 import (
+    Greeks,
+    black76_delta,
+    black76_gamma,
+    black76_greeks,
+    black76_price,
+    black76_theta,
+    black76_vega,
+)
+from portmargin.pricing.implied_vol import implied_vol
+
+__all__ = [
+    "Greeks",
+    "black76_delta",
+    "black76_gamma",
+    "black76_greeks",
+    "black76_price",
+    "black76_theta",
+    "black76_vega",
+    "implied_vol",
+]
