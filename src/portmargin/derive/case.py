@@ -18,6 +18,7 @@ import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from types import MappingProxyType
 
 from portmargin.derive.params import (
     BasisContingencyParams,
@@ -170,6 +171,12 @@ class ExpectedResult:
         ``Result.ForwardContingency`` (``B`` <= 0).
     option_mtm
         ``Result.OptionMTM``.
+    worst_family
+        ``Result.worst_all_scenarios``: ``regular``, ``tail``, ``skew`` or
+        ``fwd_contingency`` (``None`` if absent).
+    scalars
+        Every other numeric scalar of ``Result`` by its key (e.g. ``MMPerpCont``,
+        ``OracleCont``, ``IMLossFactor``, ``PortfolioMTM``), signs as in the file.
     """
 
     mm: float
@@ -177,6 +184,8 @@ class ExpectedResult:
     scenario_pnl: tuple[float, ...]
     forward_contingency: float
     option_mtm: float
+    worst_family: str | None
+    scalars: Mapping[str, float]
 
 
 @dataclass(frozen=True, slots=True)
@@ -482,6 +491,14 @@ def _parse_expected(
         scenario_pnl=pnl,
         forward_contingency=r.num(res, "ForwardContingency", w),
         option_mtm=r.num(res, "OptionMTM", w),
+        worst_family=str(res["worst_all_scenarios"]) if "worst_all_scenarios" in res else None,
+        scalars=MappingProxyType(
+            {
+                key: r.to_num(value, f"{w}.{key}")
+                for key, value in res.items()
+                if isinstance(value, int | float) and not isinstance(value, bool)
+            }
+        ),
     )
     return expected, len(reg)
 
