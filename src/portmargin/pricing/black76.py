@@ -12,7 +12,8 @@ Conventions
   the underlying price; that conversion lives in :mod:`portmargin.risk`, not here.
 * At and after expiry (``T <= 0``) or with zero volatility the price is the discounted
   intrinsic value :math:`D\,\max(\pm(F-K), 0)`; delta is the intrinsic step and the other
-  greeks are zero.
+  greeks are zero, except theta with zero volatility before expiry, which is the carry
+  :math:`r\,V` of the discounted intrinsic value.
 
 Formulas (Black 1976, "The pricing of commodity contracts", J. Financial Economics 3)::
 
@@ -192,7 +193,9 @@ def black76_theta(
     value = black76_price(F, K, T, sigma, is_call, df=df)
     sqrt_safe = np.where(p.live, p.sqrtT, 1.0)
     decay = -p.df * p.F * _pdf(p.d1) * p.sigma / (2.0 * sqrt_safe)
-    out: FloatArray = np.where(p.live, decay + np.asarray(rate) * value, 0.0)
+    carry = np.asarray(rate) * value
+    # σ = 0 with T > 0: V = D·intrinsic still accrues its discount, −∂V/∂T = r·V.
+    out: FloatArray = np.where(p.live, decay + carry, np.where(p.T > 0.0, carry, 0.0))
     return out
 
 
