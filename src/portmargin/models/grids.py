@@ -1,0 +1,78 @@
+r"""Scenario grids of the shipped methodologies, built from model parameters.
+
+``deribit`` (reference/deribit.md §1.2, §1.5): moves ``PR·k/B`` for ``k = −B…B`` (B = 4,
+9 buckets) × vol up / unchanged / down, price-major, weight 1; then the extended moves
+``m ∈ {−66 %, …, +500 %}`` with vol up, weighted by the fraction of simulated P&L::
+
+    w_usd(m)  = f · PR/|m|
+    w_coin(m) = f · PR/|m| · (1+m)/(1 + sign(m)·PR)       (coin P&L re-denominated at the edge)
+
+``span16`` (reference/span_tims.md §1.1): scenario ``j`` moves the price by ``m_j·PSR`` with
+``m = 0, +1/3, −1/3, +2/3, −2/3, +1, −1`` each with vol +1 and −1 (14 scenarios, weight 1),
+then ``±X·PSR`` with vol unchanged at weight ``c`` (cover fraction), look-ahead one day.
+"""
+
+from __future__ import annotations
+
+from portmargin.models.config import UnderlyingParams
+from portmargin.scenarios import ScenarioSet
+
+__all__ = ["deribit_grid", "span16_grid"]
+
+_DAYS_PER_YEAR = 365.0
+
+
+def deribit_grid(p: UnderlyingParams) -> ScenarioSet:
+    """Deribit's standard 9×3 grid plus the extended table (see the module docstring)."""
+    pr, b = p.price_range, p.buckets_per_side
+    moves: list[float] = []
+    dirs: list[float] = []
+    groups: list[str] = []
+    for k in range(-b, b + 1):
+        for v in (1.0, 0.0, -1.0):
+            moves.append(pr * k / b)
+            dirs.append(v)
+            groups.append("standard")
+    weights = [1.0] * len(moves)
+    coin_weights = [1.0] * len(moves)
+    for m in p.extended_moves:
+        s = 1.0 if m > 0 else -1.0
+        frac = p.extended_factor * pr / abs(m)
+        moves.append(m)
+        dirs.append(1.0)
+        groups.append("extended")
+        weights.append(frac)
+        coin_weights.append(frac * (1.0 + m) / (1.0 + s * pr))
+    return ScenarioSet.build(
+        moves,
+        dirs,
+        p.vol_shock(),
+        weights=weights,
+        coin_weights=coin_weights,
+        groups=groups,
+        lookahead_years=p.lookahead_days / _DAYS_PER_YEAR,
+    )
+
+
+def span16_grid(p: UnderlyingParams) -> ScenarioSet:
+    """The 16 CME SPAN scenarios in CME's order (see the module docstring)."""
+    psr = p.price_range
+    moves: list[float] = []
+    dirs: list[float] = []
+    for frac in (0.0, 1 / 3, -1 / 3, 2 / 3, -2 / 3, 1.0, -1.0):
+        for v in (1.0, -1.0):
+            moves.append(frac * psr)
+            dirs.append(v)
+    x = p.extreme_multiplier
+    moves += [x * psr, -x * psr]
+    dirs += [0.0, 0.0]
+    weights = [1.0] * 14 + [p.cover_fraction, p.cover_fraction]
+    groups = ["standard"] * 14 + ["extreme", "extreme"]
+    return ScenarioSet.build(
+        moves,
+        dirs,
+        p.vol_shock(),
+        weights=weights,
+        groups=groups,
+        lookahead_years=p.lookahead_days / _DAYS_PER_YEAR,
+    )

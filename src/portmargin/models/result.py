@@ -1,0 +1,190 @@
+"""Margin results: immutable values with the stable JSON contract of ``portmargin margin``."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+__all__ = ["MarginResult", "PoolResult", "PositionLine", "ScenarioLine", "UnderlyingResult"]
+
+
+@dataclass(frozen=True, slots=True)
+class ScenarioLine:
+    """One scenario of one underlying: move, vol shock at the pivot, weighted P&L."""
+
+    underlying: str
+    index: int
+    group: str
+    price_move: float
+    vol_shock: float
+    weight: float
+    pnl: float
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready mapping."""
+        return {
+            "underlying": self.underlying,
+            "index": self.index,
+            "group": self.group,
+            "price_move": self.price_move,
+            "vol_shock": self.vol_shock,
+            "weight": self.weight,
+            "pnl": self.pnl,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class PositionLine:
+    """A position with its mark value (quantity × multiplier × mark) in its margin currency."""
+
+    instrument: str
+    quantity: float
+    currency: str
+    mark_value: float
+    delta: float
+    binding_pnl: float
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready mapping."""
+        return {
+            "instrument": self.instrument,
+            "quantity": self.quantity,
+            "currency": self.currency,
+            "mark_value": self.mark_value,
+            "delta": self.delta,
+            "binding_scenario_pnl": self.binding_pnl,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class UnderlyingResult:
+    """Scanning risk of one underlying within one margin currency."""
+
+    underlying: str
+    currency: str
+    scanning_risk: float
+    components: Mapping[str, float]
+    requirement: float
+    worst_scenario: ScenarioLine
+    scenarios: tuple[ScenarioLine, ...]
+
+    def to_dict(self, *, with_scenarios: bool = False) -> dict[str, Any]:
+        """JSON-ready mapping."""
+        out: dict[str, Any] = {
+            "underlying": self.underlying,
+            "currency": self.currency,
+            "scanning_risk": self.scanning_risk,
+            "requirement": self.requirement,
+            "components": dict(self.components),
+            "worst_scenario": self.worst_scenario.to_dict(),
+        }
+        if with_scenarios:
+            out["scenarios"] = [s.to_dict() for s in self.scenarios]
+        return out
+
+
+@dataclass(frozen=True, slots=True)
+class PoolResult:
+    """Margin of one margin currency (a settlement currency, or USD in cross mode)."""
+
+    currency: str
+    initial_margin: float
+    maintenance_margin: float
+    equity: float
+    components: Mapping[str, float]
+    underlyings: tuple[UnderlyingResult, ...]
+    usd_rate: float
+
+    @property
+    def initial_excess(self) -> float:
+        """Equity − initial margin."""
+        return self.equity - self.initial_margin
+
+    @property
+    def maintenance_excess(self) -> float:
+        """Equity − maintenance margin."""
+        return self.equity - self.maintenance_margin
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready mapping."""
+        return {
+            "currency": self.currency,
+            "initial_margin": self.initial_margin,
+            "maintenance_margin": self.maintenance_margin,
+            "equity": self.equity,
+            "initial_excess": self.initial_excess,
+            "maintenance_excess": self.maintenance_excess,
+            "components": dict(self.components),
+            "usd_rate": self.usd_rate,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class MarginResult:
+    """The margin of a portfolio under one model.
+
+    Amounts are in ``currency``: the single margin currency when there is one, otherwise
+    USD with every pool converted at its index price (``by_currency`` keeps each pool in
+    its own currency). Requirements are non-negative; ``excess = equity − requirement``.
+    """
+
+    model: str
+    model_version: str
+    currency: str
+    valuation_time: str
+    market_source: str
+    initial_margin: float
+    maintenance_margin: float
+    equity: float
+    components: Mapping[str, float]
+    worst_scenario: ScenarioLine | None
+    scenarios: tuple[ScenarioLine, ...]
+    positions: tuple[PositionLine, ...]
+    by_underlying: tuple[UnderlyingResult, ...]
+    by_currency: tuple[PoolResult, ...]
+    notes: tuple[str, ...] = field(default=())
+
+    @property
+    def initial_excess(self) -> float:
+        """Equity − initial margin."""
+        return self.equity - self.initial_margin
+
+    @property
+    def maintenance_excess(self) -> float:
+        """Equity − maintenance margin."""
+        return self.equity - self.maintenance_margin
+
+    def to_dict(self) -> dict[str, Any]:
+        """The public JSON contract of ``portmargin margin --format json`` (docs/json.md)."""
+        return {
+            "model": self.model,
+            "model_version": self.model_version,
+            "currency": self.currency,
+            "valuation_time": self.valuation_time,
+            "market": self.market_source,
+            "initial_margin": self.initial_margin,
+            "maintenance_margin": self.maintenance_margin,
+            "equity": self.equity,
+            "initial_excess": self.initial_excess,
+            "maintenance_excess": self.maintenance_excess,
+            "components": dict(self.components),
+            "worst_scenario": None
+            if self.worst_scenario is None
+            else self.worst_scenario.to_dict(),
+            "scenarios": [s.to_dict() for s in self.scenarios],
+            "positions": [p.to_dict() for p in self.positions],
+            "by_underlying": {
+                f"{u.underlying}"
+                if _unique(self.by_underlying)
+                else f"{u.underlying}/{u.currency}": u.to_dict()
+                for u in self.by_underlying
+            },
+            "by_currency": {p.currency: p.to_dict() for p in self.by_currency},
+            "notes": list(self.notes),
+        }
+
+
+def _unique(items: tuple[UnderlyingResult, ...]) -> bool:
+    names = [u.underlying for u in items]
+    return len(names) == len(set(names))

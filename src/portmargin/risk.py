@@ -1,0 +1,213 @@
+r"""Risk arrays: the P&L of one contract of every instrument under every scenario.
+
+For the instruments of one underlying, :func:`risk_array` revalues everything in one
+vectorised call. With ``F_i`` the instrument's forward (its expiry's forward for options and
+futures, the perpetual mark for perpetuals, the index for spot), ``M`` the multiplier and
+scenario ``j = (m_j, σ'_ij, T'_i = max(T_i − look-ahead, 0))``::
+
+    option   V_ij = M·B76(F_i·(1+m_j), K_i, T'_i, σ'_ij, e^{−rT'_i})
+             PnL^USD_ij  = V_ij − V_i0                      V_i0 = M·B76(F_i, K_i, T_i, σ_i)
+             PnL^coin_ij = V_ij/(F_i(1+m_j)) − V_i0/F_i     (inverse: coin valued at the
+                                                             shocked price, deribit.md §1.4)
+    delta-1  PnL^USD_ij  = M·F_i·m_j
+             PnL^coin_ij = M·(1 − 1/(1+m_j))                (inverse future/perpetual)
+
+``pnl_settle`` is in each instrument's settlement currency (coin for inverse, quote currency
+for linear) and ``pnl_usd`` in USD. P&L is relative to the *model* value at the mark vol, so
+the unshocked scenario is exactly 0; the mark price enters equity, not the risk array.
+A portfolio's scenario P&L is ``q @ pnl`` (or a sparse product for many accounts): nothing
+downstream loops over positions.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from portmargin._types import BoolArray, FloatArray
+from portmargin.errors import MarketDataError
+from portmargin.instruments import Instrument, InstrumentKind
+from portmargin.market.snapshot import MarketSnapshot
+from portmargin.pricing import black76_delta, black76_price
+from portmargin.scenarios import ScenarioSet
+
+__all__ = ["InstrumentTable", "RiskArray", "instrument_table", "risk_array"]
+
+_DAYS_PER_YEAR = 365.0
+
+
+@dataclass(frozen=True, slots=True)
+class InstrumentTable:
+    """Column arrays describing instruments of one underlying at one market state.
+
+    Attributes
+    ----------
+    instruments
+        The resolved instruments, in row order.
+    underlying
+        Their common underlying.
+    is_option, is_call, inverse
+        Flags per row.
+    F
+        Forward / reference price in USD (see :mod:`portmargin.risk`).
+    K, T, sigma, df
+        Strike, ACT/365 years to expiry, mark vol, discount factor (options; else 0/1).
+    multiplier
+        Units of underlying per contract.
+    value_usd
+        Model value per contract in USD (0 for futures and perpetuals).
+    mark_settle
+        Mark value per contract in the settlement currency (from the market's mark price).
+    delta_coin
+        Forward delta per contract in units of underlying (for delta-based add-ons).
+    """
+
+    instruments: tuple[Instrument, ...]
+    underlying: str
+    is_option: BoolArray
+    is_call: BoolArray
+    inverse: BoolArray
+    F: FloatArray
+    K: FloatArray
+    T: FloatArray
+    sigma: FloatArray
+    df: FloatArray
+    multiplier: FloatArray
+    value_usd: FloatArray
+    mark_settle: FloatArray
+    delta_coin: FloatArray
+
+    @property
+    def names(self) -> tuple[str, ...]:
+        """Instrument names in row order."""
+        return tuple(x.name for x in self.instruments)
+
+    @property
+    def settlement_currencies(self) -> tuple[str, ...]:
+        """Settlement currency of each row."""
+        return tuple(x.settlement_currency for x in self.instruments)
+
+
+def instrument_table(instruments: Sequence[Instrument], market: MarketSnapshot) -> InstrumentTable:
+    """Gather the pricing inputs of instruments on one underlying into column arrays.
+
+    Raises
+    ------
+    MarketDataError
+        If the instruments span several underlyings or market data is missing.
+    """
+    insts = tuple(instruments)
+    unds = {x.underlying for x in insts}
+    if len(unds) != 1:
+        raise MarketDataError(f"instrument table needs one underlying, got {sorted(unds)}")
+    und = unds.pop()
+    n = len(insts)
+    kinds = [x.kind for x in insts]
+    is_option = np.array([k is InstrumentKind.OPTION for k in kinds], dtype=np.bool_)
+    is_call = np.array([x.is_call for x in insts], dtype=np.bool_)
+    inverse = np.array([x.is_inverse for x in insts], dtype=np.bool_)
+    mult = np.array([x.multiplier for x in insts], dtype=np.float64)
+    T = np.zeros(n)
+    K = np.zeros(n)
+    F = np.full(n, market.index_price(und))
+    dated = [i for i, x in enumerate(insts) if x.expiry is not None]
+    if dated:
+        expiries = [insts[i].expiry for i in dated]
+        T[dated] = [market.year_fraction(e) for e in expiries]  # type: ignore[arg-type]
+        F[dated] = market.forwards_for(und, T[dated], expiries)  # type: ignore[arg-type]
+    perp = [i for i, k in enumerate(kinds) if k is InstrumentKind.PERPETUAL]
+    if perp:
+        F[perp] = market.perpetual_price(und)
+    fut = [i for i, k in enumerate(kinds) if k is InstrumentKind.FUTURE]
+    if fut:
+        F[fut] = [market.mark_price(insts[i]) for i in fut]
+    sigma = np.zeros(n)
+    opt = np.flatnonzero(is_option)
+    if opt.size:
+        K[opt] = [insts[i].strike for i in opt]
+        sigma[opt] = market.option_vols([insts[i] for i in opt])
+    df = np.where(is_option, market.discount_factor(und, T), 1.0)
+    value = np.where(
+        is_option,
+        mult * black76_price(F, np.where(is_option, K, 1.0), T, sigma, is_call, df=df),
+        0.0,
+    )
+    opt_delta = black76_delta(F, np.where(is_option, K, 1.0), T, sigma, is_call, df=df)
+    delta = mult * np.where(is_option, opt_delta, 1.0)
+    mark_settle = np.zeros(n)
+    if opt.size:
+        marks = np.array([market.mark_price(insts[i]) for i in opt])
+        mark_settle[opt] = mult[opt] * marks
+    spot = [i for i, k in enumerate(kinds) if k is InstrumentKind.SPOT]
+    if spot:
+        mark_settle[spot] = mult[spot] * F[spot]
+    return InstrumentTable(
+        insts, und, is_option, is_call, inverse, F, K, T, sigma, df, mult, value, mark_settle, delta
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class RiskArray:
+    """Per-contract scenario P&L of the instruments of one underlying.
+
+    Attributes
+    ----------
+    table
+        The instruments and their pricing inputs.
+    scenarios
+        The scenario set the array was computed under.
+    pnl_settle
+        Shape ``(n_instruments, n_scenarios)``: P&L per contract in each instrument's
+        settlement currency (coin for inverse, quote currency for linear), unweighted.
+    pnl_usd
+        The same in USD, unweighted.
+    """
+
+    table: InstrumentTable
+    scenarios: ScenarioSet
+    pnl_settle: FloatArray
+    pnl_usd: FloatArray
+
+    def weighted_settle(self) -> FloatArray:
+        """``pnl_settle`` times the scenario weights (coin weights for inverse rows)."""
+        w = np.where(
+            self.table.inverse[:, None], self.scenarios.coin_weights, self.scenarios.weights
+        )
+        out: FloatArray = self.pnl_settle * w
+        return out
+
+    def weighted_usd(self) -> FloatArray:
+        """``pnl_usd`` times the USD weights."""
+        out: FloatArray = self.pnl_usd * self.scenarios.weights
+        return out
+
+
+def risk_array(table: InstrumentTable, scenarios: ScenarioSet) -> RiskArray:
+    """Revalue every instrument of ``table`` under every scenario (one vectorised call)."""
+    m = scenarios.price_moves[None, :]
+    shifted = table.F[:, None] * (1.0 + m)
+    opt = table.is_option
+    # Options: full Black-76 revaluation with per-instrument vol shocks and look-ahead.
+    T_after = np.maximum(table.T - scenarios.lookahead_years, 0.0)
+    sig = scenarios.vol_shock.shocked(
+        table.sigma, table.T * _DAYS_PER_YEAR, scenarios.vol_directions
+    )
+    K = np.where(opt, table.K, 1.0)[:, None]
+    df_after = np.where(
+        opt,
+        table.df ** np.divide(T_after, table.T, out=np.ones_like(T_after), where=table.T > 0),
+        1.0,
+    )
+    v_shock = table.multiplier[:, None] * black76_price(
+        shifted, K, T_after[:, None], sig, table.is_call[:, None], df=df_after[:, None]
+    )
+    v0 = table.value_usd[:, None]
+    delta_one_usd = table.multiplier[:, None] * table.F[:, None] * m
+    pnl_usd = np.where(opt[:, None], v_shock - v0, delta_one_usd)
+    coin_opt = v_shock / shifted - v0 / table.F[:, None]
+    coin_d1 = table.multiplier[:, None] * (1.0 - 1.0 / (1.0 + m))
+    pnl_coin = np.where(opt[:, None], coin_opt, coin_d1)
+    pnl_settle = np.where(table.inverse[:, None], pnl_coin, pnl_usd)
+    return RiskArray(table, scenarios, pnl_settle, pnl_usd)
