@@ -28,10 +28,11 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
+from typing import Any
 
 import numpy as np
 
-from portmargin._types import FloatArray
+from portmargin._types import FloatArray, IntArray
 from portmargin.errors import InputError, ParameterError, PortmarginError
 from portmargin.instruments import STABLE_CURRENCIES, Instrument
 from portmargin.market.snapshot import MarketSnapshot
@@ -60,7 +61,11 @@ def pool_currency(currency: str) -> str:
 
 @dataclass(frozen=True, slots=True)
 class ChargeContext:
-    """What an add-on charge sees for one (pool, underlying).
+    """What an add-on charge sees for one (pool, underlying), for many accounts at once.
+
+    Charges are vectorised over accounts: a single-account margin is the case
+    ``n_accounts = 1``. A charge returns an array of shape ``(n_accounts,)`` of
+    non-negative amounts in the pool currency.
 
     Attributes
     ----------
@@ -69,13 +74,13 @@ class ChargeContext:
     usd_rate
         USD per unit of the pool currency.
     risk
-        The underlying's risk array (all its instruments in the portfolio).
+        The underlying's risk array (its instruments, pricing inputs and scenario P&L).
     rows
-        Row indices of ``risk`` that belong to this pool.
+        Row indices of ``risk`` that belong to this pool, shape ``(n_rows,)``.
     quantities
-        Quantities of those rows.
+        Quantities, shape ``(n_accounts, n_rows)`` (dense or ``scipy.sparse`` CSR).
     scenario_pnl
-        The pool's aggregated scenario vector before charges.
+        The pool's aggregated scenario P&L before charges, shape ``(n_accounts, n_scen)``.
     market
         The market snapshot.
     params
@@ -85,16 +90,16 @@ class ChargeContext:
     pool: str
     usd_rate: float
     risk: RiskArray
-    rows: np.ndarray
-    quantities: FloatArray
+    rows: IntArray
+    quantities: Any
     scenario_pnl: FloatArray
     market: MarketSnapshot
     params: ChargeParams
 
 
-# Add-on charges by kind: each returns a non-negative amount in the pool currency.
+# Add-on charges by kind: each returns non-negative amounts (n_accounts,) in the pool currency.
 # Methodology issues register theirs here (roll/delta shock, SOM, calendar spreads, ...).
-CHARGES: dict[str, Callable[[ChargeContext], float]] = {}
+CHARGES: dict[str, Callable[[ChargeContext], FloatArray]] = {}
 
 _GRIDS: dict[str, Callable[..., ScenarioSet]] = {"deribit": deribit_grid, "span16": span16_grid}
 
@@ -234,8 +239,9 @@ class MarginModel:
             charges: dict[str, float] = {}
             if arr is not None and rows.size:
                 for cp in self.params.charges:
-                    ctx = ChargeContext(pool, rate, arr, rows, q, agg, market, cp)
-                    charges[cp.kind] = charges.get(cp.kind, 0.0) + float(CHARGES[cp.kind](ctx))
+                    ctx = ChargeContext(pool, rate, arr, rows, q[None, :], agg[None, :], market, cp)
+                    amount = float(np.asarray(CHARGES[cp.kind](ctx)).reshape(-1)[0])
+                    charges[cp.kind] = charges.get(cp.kind, 0.0) + amount
             requirement = scanning + sum(charges.values())
             if arr is not None and rows.size and not (self.cross and und in collateral_coins):
                 # A book of long options can lose at most its value: cap the requirement
