@@ -263,7 +263,7 @@ def _skew_vols(
     if direction is VolShockDirection.ABS:
         k = np.abs(k)
     safe_k_star = np.where(k_star > 0.0, k_star, 1.0)
-    scaled = np.where(k_star > 0.0, k * cap / safe_k_star, np.sign(k) * np.inf)
+    scaled = np.where(k_star > 0.0, k * cap / safe_k_star, np.where(k > 0.0, np.inf, -np.inf))
     scaled = np.where(k == 0.0, 0.0, scaled)
     g = np.where(k >= 0.0, np.minimum(cap, scaled), np.maximum(-cap, scaled))
     out: FloatArray = np.where(priced, opt.vol * np.maximum(0.0, 1.0 + g), opt.vol)
