@@ -26,7 +26,7 @@ from portmargin.rules._market import RulesMarket
 from portmargin.rules._params import RuleSet
 from portmargin.rules._solve import Decomposition, greedy, optimal
 
-__all__ = ["PoolResult", "RulesResult", "StrategyGroup", "rules_margin"]
+__all__ = ["PoolResult", "RulesResult", "StrategyGroup", "build_books", "rules_margin"]
 
 _SECONDS_PER_YEAR = 31_536_000.0
 
@@ -319,36 +319,18 @@ def _groups(book: Book, dec: Decomposition) -> tuple[StrategyGroup, ...]:
     return tuple(out)
 
 
-def rules_margin(
+def build_books(
     positions: Sequence[tuple[Instrument, float]],
     cash: Mapping[str, float],
     market: RulesMarket,
     rule_set: RuleSet,
-) -> RulesResult:
-    """Rules-based margin with optimal strategy pairing.
-
-    Parameters
-    ----------
-    positions
-        ``(instrument, signed quantity in contracts)``; the same instrument may repeat
-        (quantities are summed). Order does not matter.
-    cash
-        Balances by currency (``USD``/``USDC``/``USDT`` pool together at par).
-    market
-        Prices (:class:`RulesMarket`).
-    rule_set
-        From :func:`load_rule_set`.
-
-    Returns
-    -------
-    RulesResult
-        Net and gross requirements, equity, excess, the greedy baseline and the chosen
-        decomposition. Method: ``docs/methodology/rules.md``.
+) -> tuple[list[Book], dict[str, float], dict[str, float]]:
+    """Books (pool × underlying, sorted), equity by pool, and the index prices used.
 
     Raises
     ------
     InputError
-        On a non-finite quantity or mark.
+        On a non-finite quantity, cash amount or mark.
     """
     agg: dict[str, tuple[Instrument, float]] = {}
     for inst, qty in positions:
@@ -371,15 +353,14 @@ def rules_margin(
         pool = _pool_of(cur)
         equity[pool] = equity.get(pool, 0.0) + float(amount)
     indices: dict[str, float] = {}
-
-    def index_of(und: str) -> float:
+    for pool in equity:
+        if pool != "USD":
+            indices[pool] = float(market.index_price(pool))
+    books: list[Book] = []
+    for (pool, und), items in sorted(by_book.items()):
         if und not in indices:
             indices[und] = float(market.index_price(und))
-        return indices[und]
-
-    pools: dict[str, list[tuple[Book, Decomposition, Decomposition, Decomposition]]] = {}
-    for (pool, und), items in sorted(by_book.items()):
-        idx = index_of(und)
+        idx = indices[und]
         legs = [_leg(inst, qty, market, rule_set, idx) for inst, qty in items]
         for leg in legs:
             equity[pool] = equity.get(pool, 0.0) + leg.qty * leg.value
@@ -414,10 +395,50 @@ def rules_margin(
                     u.long_maintenance,
                 )
             )
-        book = Book(pool, und, pool != "USD", idx, tuple(legs), rule_set)
+        books.append(Book(pool, und, pool != "USD", idx, tuple(legs), rule_set))
+    for book in books:
+        if book.inverse and book.currency not in indices:
+            indices[book.currency] = float(market.index_price(book.currency))
+    return books, equity, indices
+
+
+def rules_margin(
+    positions: Sequence[tuple[Instrument, float]],
+    cash: Mapping[str, float],
+    market: RulesMarket,
+    rule_set: RuleSet,
+) -> RulesResult:
+    """Rules-based margin with optimal strategy pairing.
+
+    Parameters
+    ----------
+    positions
+        ``(instrument, signed quantity in contracts)``; the same instrument may repeat
+        (quantities are summed). Order does not matter.
+    cash
+        Balances by currency (``USD``/``USDC``/``USDT`` pool together at par).
+    market
+        Prices (:class:`RulesMarket`).
+    rule_set
+        From :func:`load_rule_set`.
+
+    Returns
+    -------
+    RulesResult
+        Net and gross requirements, equity, excess, the greedy baseline and the chosen
+        decomposition. Method: ``docs/methodology/rules.md``.
+
+    Raises
+    ------
+    InputError
+        On a non-finite quantity or mark.
+    """
+    books, equity, indices = build_books(positions, cash, market, rule_set)
+    pools: dict[str, list[tuple[Book, Decomposition, Decomposition, Decomposition]]] = {}
+    for book in books:
         dec_im = optimal(book)
         dec_mm = optimal(book, maintenance=True)
-        pools.setdefault(pool, []).append((book, dec_im, dec_mm, greedy(book)))
+        pools.setdefault(book.currency, []).append((book, dec_im, dec_mm, greedy(book)))
     for pool in equity:
         pools.setdefault(pool, [])
     results: dict[str, PoolResult] = {}
@@ -460,7 +481,7 @@ def rules_margin(
         )
 
     def usd(pool: str, amount: float) -> float:
-        return amount if pool == "USD" else amount * index_of(pool)
+        return amount if pool == "USD" else amount * indices[pool]
 
     def total(attr: str) -> float:
         return sum(usd(k, float(getattr(r, attr))) for k, r in results.items())

@@ -11,7 +11,9 @@ integer multiple, so 0.5 BTC is 5 lots of 0.1 and groups are formed in whole lot
 may be continuous: with integral group counts and integral option capacities their values
 are integral anyway, and underlying legs (futures, coin) are divisible. When no such lot
 exists every variable is continuous (documented LP relaxation). Since the proceeds are the
-same for every decomposition, minimising net = minimising gross.
+same for every decomposition, minimising net = minimising gross. Ties on the minimised
+requirement are broken towards the lower other requirement (objective
+``primary + 1e-9 · secondary``), which makes hedges that only help maintenance show up.
 """
 
 from __future__ import annotations
@@ -28,6 +30,8 @@ from portmargin.rules._book import Book, LegKind
 from portmargin.rules._strategies import Candidate, enumerate_candidates, singles
 
 __all__ = ["Decomposition", "find_lot", "greedy", "optimal"]
+
+_TIE_BREAK = 1e-9
 
 _GREEDY_ORDER = (
     "covered_call",
@@ -120,7 +124,10 @@ def optimal(book: Book, *, maintenance: bool = False) -> Decomposition:
     a_mat = coo_array((vals, (rows, cols)), shape=(n_single, len(cands))).tocsr()
     scale = lot if lot is not None else 1.0
     caps = _capacities(book, scale)
-    cost = np.array([c.net_mm if maintenance else c.net_im for c in cands]) * scale
+    primary = np.array([c.net_mm if maintenance else c.net_im for c in cands]) * scale
+    secondary = np.array([c.net_im if maintenance else c.net_mm for c in cands]) * scale
+    # ties on the primary requirement are broken towards the lower other requirement
+    cost = primary + _TIE_BREAK * secondary
     integrality = np.zeros(len(cands), dtype=np.int64)
     if lot is not None:
         integrality[n_single:] = 1
