@@ -275,8 +275,8 @@ def _expiry_values(
 ) -> FloatArray:
     r"""``V_e(x, σ')`` for every row: shape ``(n_rows, E)`` from ``vols`` of shape ``(n_rows, n)``.
 
-    Black-76 with the on-chain edge rule: where ``σ√τ ≥ 24`` the call is ``D·F`` and the put
-    ``D·K`` (``lyra-utils:src/math/Black76.sol``).
+    Black-76 with the on-chain edge rule: where ``σ√τ ≥ 24`` the call is ``D·F``
+    (``lyra-utils:src/math/Black76.sol``); the put is then ``D·K`` by parity (our inference).
     """
     n_expiries = ex.tau.size
     e = opt.expiry
