@@ -113,6 +113,10 @@ def test_minimal_file_without_result(tmp_path: Path) -> None:
     assert result.currency == "USD"
     assert result.maintenance_margin > 0.0
     assert len(result.scenarios) == 3
+    data = json.loads(json.dumps(result.to_dict()))
+    assert data["maintenance_excess"] == result.maintenance_excess
+    assert data["scenarios"][2]["kind"] == "skew"
+    assert set(data["worst_scenario"]) >= {"price_move", "vol_shock", "pnl"}
 
 
 def _mutated(path: tuple[str | int, ...], value: object) -> dict[str, Any]:

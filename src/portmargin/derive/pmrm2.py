@@ -129,6 +129,23 @@ class DeriveResult:
     worst_scenario: Mapping[str, object]
     scenarios: Sequence[Mapping[str, object]]
 
+    def to_dict(self) -> dict[str, object]:
+        """Return plain ``dict``/``list``/``float`` data (ready for ``json.dumps``)."""
+        return {
+            "currency": self.currency,
+            "maintenance_margin": self.maintenance_margin,
+            "initial_margin": self.initial_margin,
+            "equity": self.equity,
+            "maintenance_excess": self.maintenance_excess,
+            "initial_excess": self.initial_excess,
+            "min_span": self.min_span,
+            "forward_contingency": self.forward_contingency,
+            "components": dict(self.components),
+            "equity_components": dict(self.equity_components),
+            "worst_scenario": dict(self.worst_scenario),
+            "scenarios": [dict(s) for s in self.scenarios],
+        }
+
 
 @dataclass(frozen=True, slots=True)
 class _Expiries:
@@ -270,6 +287,29 @@ def _skew_vols(
     return out
 
 
+def _shocked_vols(
+    ex: _Expiries,
+    opt: _Options,
+    params: PMRM2Params,
+    direction: VolShockDirection,
+    up_e: FloatArray,
+    down_e: FloatArray,
+) -> FloatArray:
+    r"""Per-option vols under one vol direction (§5 Up/Down/None, §6 LINEAR/ABS).
+
+    ``Up: max(minVolUpShock, σ·u_e)``, ``Down: σ·d_e``, ``None: σ``, skew: :func:`_skew_vols`.
+    """
+    if direction is VolShockDirection.UP:
+        out: FloatArray = np.maximum(params.vol_shock.min_vol_up_shock, opt.vol * up_e[opt.expiry])
+        return out
+    if direction is VolShockDirection.DOWN:
+        out = opt.vol * down_e[opt.expiry]
+        return out
+    if direction.is_skew:
+        return _skew_vols(ex, opt, params.skew, direction)
+    return opt.vol
+
+
 def _expiry_values(
     ex: _Expiries, opt: _Options, spot_mult: FloatArray, vols: FloatArray
 ) -> FloatArray:
@@ -360,19 +400,22 @@ def evaluate(portfolio: DerivePortfolio, params: PMRM2Params) -> DeriveResult:
     is_skew = np.array([s.direction.is_skew for s in scen], dtype=np.bool_)
     up_e, down_e = _vol_multipliers(ex, params)
     sigma = opt.vol
-    vol_by_dir: dict[VolShockDirection, FloatArray] = {
-        VolShockDirection.NONE: sigma,
-        VolShockDirection.UP: np.maximum(
-            params.vol_shock.min_vol_up_shock, sigma * up_e[opt.expiry]
-        ),
-        VolShockDirection.DOWN: sigma * down_e[opt.expiry],
-    }
-    for d in (VolShockDirection.LINEAR, VolShockDirection.ABS):
-        if any(s.direction is d for s in scen):
-            vol_by_dir[d] = _skew_vols(ex, opt, params.skew, d)
-    vols = np.stack(
-        [vol_by_dir[s.direction] for s in scen] + [sigma, sigma, sigma], axis=0
-    ).reshape(n_scen + 3, opt.amount.size)
+    # one row of shocked vols per direction, then gather a row per grid scenario
+    directions = tuple(VolShockDirection)
+    vol_table = np.stack(
+        [
+            _shocked_vols(ex, opt, params, d, up_e, down_e)
+            if d is VolShockDirection.NONE or any(s.direction is d for s in scen)
+            else sigma
+            for d in directions
+        ]
+    ).reshape(len(directions), opt.amount.size)
+    row = np.array(
+        [directions.index(s.direction) for s in scen]
+        + [directions.index(VolShockDirection.NONE)] * 3,
+        dtype=np.int64,
+    )
+    vols = vol_table[row]
     # skew scenarios reprice on the unshocked forward (§6)
     grid_x = np.concatenate(
         [np.where(is_skew, 1.0, x), [1.0, params.basis.spot_up, params.basis.spot_down]]
