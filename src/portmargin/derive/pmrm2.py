@@ -375,6 +375,11 @@ def evaluate(portfolio: DerivePortfolio, params: PMRM2Params) -> DeriveResult:
     DeriveResult
         Requirements, equity, excesses and the per-scenario P&L.
 
+    Raises
+    ------
+    ParameterError
+        If an expired option meets ``DTE_FLOOR = 0`` (infinite vol-shock multiplier).
+
     Notes
     -----
     Contingencies (§8), with ``N_p = |q_p|·S`` and ``v_j = a_j·p_j/P_st``::
