@@ -129,7 +129,7 @@ BUILTIN_PRODUCTS: Mapping[str, ProductSpec] = MappingProxyType(
 _MONTHS = ("JAN", "FEB", "MAR", "APR", "MAY", "JUN", "JUL", "AUG", "SEP", "OCT", "NOV", "DEC")
 _MONTH_INDEX = {m: i + 1 for i, m in enumerate(_MONTHS)}
 _EXPIRY_RE = re.compile(r"^(\d{1,2})([A-Z]{3})(\d{2})$")
-_STRIKE_RE = re.compile(r"^(\d+(?:[.d]\d+)?)$")
+_STRIKE_RE = re.compile(r"^(\d+(?:[.dD]\d+)?)$")
 
 
 def expiry_from_code(code: str, *, name: str | None = None) -> datetime:

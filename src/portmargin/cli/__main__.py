@@ -1,0 +1,5 @@
+"""``python -m portmargin.cli``."""
+
+from portmargin.cli import main
+
+raise SystemExit(main())
