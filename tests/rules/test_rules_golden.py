@@ -338,7 +338,7 @@ def test_two_pools_convert_to_usd() -> None:
 
 def test_same_instrument_twice_is_netted() -> None:
     positions, market = book([("BTC-27MAR26-55000-C", -1, 0.02)], {"BTC": 50_000.0})
-    doubled = positions + [(inst("BTC-27MAR26-55000-C"), -1.0)]
+    doubled = [*positions, (inst("BTC-27MAR26-55000-C"), -1.0)]
     res = rules_margin(doubled, {}, market, load_rule_set("deribit-standard"))
     assert res.gross_initial_margin == pytest.approx(0.24)
 

@@ -25,6 +25,7 @@ from portmargin.rules._book import Book, Leg, LegKind, naked_usd
 from portmargin.rules._market import RulesMarket
 from portmargin.rules._params import RuleSet
 from portmargin.rules._solve import Decomposition, greedy, optimal
+from portmargin.rules._strategies import enumerate_candidates
 
 __all__ = ["PoolResult", "RulesResult", "StrategyGroup", "build_books", "rules_margin"]
 
@@ -436,9 +437,11 @@ def rules_margin(
     books, equity, indices = build_books(positions, cash, market, rule_set)
     pools: dict[str, list[tuple[Book, Decomposition, Decomposition, Decomposition]]] = {}
     for book in books:
-        dec_im = optimal(book)
-        dec_mm = optimal(book, maintenance=True)
-        pools.setdefault(book.currency, []).append((book, dec_im, dec_mm, greedy(book)))
+        cands = enumerate_candidates(book)
+        dec_im = optimal(book, candidates=cands)
+        dec_mm = optimal(book, maintenance=True, candidates=cands)
+        dec_gr = greedy(book, candidates=cands)
+        pools.setdefault(book.currency, []).append((book, dec_im, dec_mm, dec_gr))
     for pool in equity:
         pools.setdefault(pool, [])
     results: dict[str, PoolResult] = {}

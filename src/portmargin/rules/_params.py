@@ -99,11 +99,16 @@ class UnderlyingRules(_Frozen):
 
 
 class StrategyRules(_Frozen):
-    """Which strategy families are recognised and their extra parameters."""
+    """Which strategy families are recognised and their extra parameters.
+
+    ``equal_wings``: butterflies need equal strike spacing and condors equal outer wing
+    widths (the Cboe/IB definitions); ``False`` also accepts broken wings (priced at MPL
+    under the universal spread rule) at an O(n⁴) enumeration cost.
+    """
 
     families: tuple[Family, ...] = ()
     covers: tuple[Cover, ...] = ()
-    butterfly_equal_spacing: bool = True
+    equal_wings: bool = True
     protective_pct: float = Field(default=0.10, ge=0.0, le=1.0)
     conversion_pct: float = Field(default=0.10, ge=0.0, le=1.0)
 

@@ -92,7 +92,9 @@ def _capacities(book: Book, lot: float) -> np.ndarray[tuple[int], np.dtype[np.fl
     return caps
 
 
-def optimal(book: Book, *, maintenance: bool = False) -> Decomposition:
+def optimal(
+    book: Book, *, maintenance: bool = False, candidates: Sequence[Candidate] | None = None
+) -> Decomposition:
     """Minimum-requirement decomposition of ``book`` (exact MILP, HiGHS).
 
     Parameters
@@ -101,6 +103,8 @@ def optimal(book: Book, *, maintenance: bool = False) -> Decomposition:
         The legs of one underlying in one pool.
     maintenance
         Minimise maintenance instead of initial requirement.
+    candidates
+        Multi-leg candidates of ``book`` if already enumerated.
 
     Raises
     ------
@@ -108,7 +112,8 @@ def optimal(book: Book, *, maintenance: bool = False) -> Decomposition:
         If HiGHS does not report an optimal solution (should not happen: singletons keep
         the problem feasible and costs are finite).
     """
-    cands = singles(book) + enumerate_candidates(book)
+    multi = enumerate_candidates(book) if candidates is None else list(candidates)
+    cands = singles(book) + multi
     if not book.legs:
         return Decomposition(())
     lot = find_lot([leg.qty for leg in book.legs if leg.kind is LegKind.OPTION])
@@ -146,7 +151,7 @@ def optimal(book: Book, *, maintenance: bool = False) -> Decomposition:
     return Decomposition(groups)
 
 
-def greedy(book: Book) -> Decomposition:
+def greedy(book: Book, *, candidates: Sequence[Candidate] | None = None) -> Decomposition:
     """Greedy baseline (margin-estimator style, ``rules_based.md`` §5): 2-leg groups only.
 
     Goes through the beneficial 2-leg candidates in a fixed order — covers first, then
@@ -158,7 +163,8 @@ def greedy(book: Book) -> Decomposition:
     lot = find_lot([leg.qty for leg in book.legs if leg.kind is LegKind.OPTION])
     scale = lot if lot is not None else 1.0
     remaining = _capacities(book, scale)
-    pairs = [c for c in enumerate_candidates(book) if c.kind in _GREEDY_ORDER]
+    multi = enumerate_candidates(book) if candidates is None else candidates
+    pairs = [c for c in multi if c.kind in _GREEDY_ORDER]
     pairs.sort(key=lambda c: (_GREEDY_ORDER.index(c.kind), [i for i, _ in c.members]))
     groups: list[tuple[Candidate, float]] = []
     for c in pairs:

@@ -182,12 +182,15 @@ def _price_options(book: Book, idx: Sequence[int]) -> Candidate | None:
             spacing_ok = math.isclose(
                 strikes[1] - strikes[0], strikes[2] - strikes[1], rel_tol=1e-12
             )
-            if spacing_ok or not book.rules.strategies.butterfly_equal_spacing:
+            if spacing_ok or not book.rules.strategies.equal_wings:
                 kind = "long_butterfly" if signs[0] == 1 else "short_butterfly"
                 ratio = [1.0, 2.0, 1.0]
     elif n == 4:
         if len(calls) in (0, 4):
-            if "condor" in fam and strikes[0] < strikes[1] < strikes[2] < strikes[3]:
+            wings_ok = not book.rules.strategies.equal_wings or math.isclose(
+                strikes[1] - strikes[0], strikes[3] - strikes[2], rel_tol=1e-12
+            )
+            if "condor" in fam and strikes[0] < strikes[1] < strikes[2] < strikes[3] and wings_ok:
                 if signs == (1, -1, -1, 1):
                     kind = "long_condor"
                 elif signs == (-1, 1, 1, -1):
@@ -366,16 +369,34 @@ def enumerate_candidates(book: Book) -> list[Candidate]:
     buckets: dict[tuple[float, bool], list[int]] = {}
     for i in opt:
         buckets.setdefault((legs[i].expiry, legs[i].is_call), []).append(i)
+    equal = book.rules.strategies.equal_wings
     for bucket in buckets.values():
         bucket.sort(key=lambda i: legs[i].strike)
+        by_strike = {legs[i].strike: i for i in bucket}
         if "butterfly" in fam:
-            for i, j, k in combinations(bucket, 3):
-                if legs[i].sign == legs[k].sign == -legs[j].sign:
-                    tuples.append((i, j, k))
+            for i, j in combinations(bucket, 2):
+                if legs[i].sign != -legs[j].sign:
+                    continue
+                if equal:  # the third strike is fixed by the spacing: O(n²)
+                    k_ = by_strike.get(2 * legs[j].strike - legs[i].strike)
+                    thirds = [] if k_ is None else [k_]
+                else:
+                    thirds = [k for k in bucket if legs[k].strike > legs[j].strike]
+                tuples.extend((i, j, k) for k in thirds if legs[k].sign == legs[i].sign)
         if "condor" in fam:
-            for i, j, k, m in combinations(bucket, 4):
-                if legs[i].sign == legs[m].sign == -legs[j].sign == -legs[k].sign:
-                    tuples.append((i, j, k, m))
+            for i, j in combinations(bucket, 2):
+                if legs[i].sign != -legs[j].sign:
+                    continue
+                width = legs[j].strike - legs[i].strike
+                for k in bucket:
+                    if legs[k].strike <= legs[j].strike or legs[k].sign != legs[j].sign:
+                        continue
+                    if equal:  # the fourth strike is fixed by the wing width: O(n³)
+                        m_ = by_strike.get(legs[k].strike + width)
+                        fourths = [] if m_ is None else [m_]
+                    else:
+                        fourths = [m for m in bucket if legs[m].strike > legs[k].strike]
+                    tuples.extend((i, j, k, m) for m in fourths if legs[m].sign == legs[i].sign)
     if "iron" in fam or "box" in fam:
         expiries = sorted({legs[i].expiry for i in opt})
         for exp in expiries:
