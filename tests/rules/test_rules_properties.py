@@ -23,7 +23,7 @@ STRIKES = {"cboe": (90, 95, 100, 105, 110), "strategy": (40_000, 45_000, 50_000,
 PRODUCT = {"cboe": "XYZ", "strategy": "BTC"}
 EXPIRIES = ("20MAR26", "19JUN26")
 FAST = settings(
-    max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow], derandomize=True
+    max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow], derandomize=True
 )
 
 
@@ -138,7 +138,7 @@ def test_strategy_never_costs_more_than_its_legs(rule_name: str, data: st.DataOb
 @FAST
 @given(data=st.data())
 def test_optimal_le_greedy_le_all_naked(rule_name: str, data: st.DataObject) -> None:
-    positions, market = data.draw(portfolios(rule_name, max_legs=8))
+    positions, market = data.draw(portfolios(rule_name, max_legs=6))
     res = rules_margin(positions, {}, market, RULES[rule_name])
     (pool,) = res.by_currency.values()
     tol = 1e-9 * max(1.0, pool.all_naked_initial_margin)
@@ -151,7 +151,7 @@ def test_optimal_le_greedy_le_all_naked(rule_name: str, data: st.DataObject) -> 
 @FAST
 @given(data=st.data())
 def test_invariant_to_leg_order(rule_name: str, data: st.DataObject) -> None:
-    positions, market = data.draw(portfolios(rule_name, max_legs=8))
+    positions, market = data.draw(portfolios(rule_name, max_legs=6))
     shuffled = data.draw(st.permutations(positions))
     a = rules_margin(positions, {}, market, RULES[rule_name]).to_dict()
     b = rules_margin(shuffled, {}, market, RULES[rule_name]).to_dict()
