@@ -12,10 +12,10 @@ from pathlib import Path
 import matplotlib as mpl
 
 mpl.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
+import matplotlib.pyplot as plt
 
-from portmargin.compare import Comparison  # noqa: E402
-from portmargin.errors import InputError  # noqa: E402
+from portmargin.compare import Comparison
+from portmargin.errors import InputError
 
 __all__ = ["comparison_chart"]
 
@@ -33,9 +33,15 @@ def comparison_chart(c: Comparison, path: Path, *, title: str) -> None:
         raise InputError(f"{path}: --plot needs a .png or .html file")
     fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(12, 4.5))
     regimes = [c.standard, c.strategy, c.portfolio]
-    ax1.bar([r.regime for r in regimes], [r.initial_margin_usd for r in regimes], color=["#9aa5b1", "#627d98", "#2f6fde"])
+    ax1.bar(
+        [r.regime for r in regimes],
+        [r.initial_margin_usd for r in regimes],
+        color=["#9aa5b1", "#627d98", "#2f6fde"],
+    )
     for i, r in enumerate(regimes):
-        ax1.annotate(f"{r.initial_margin_usd:,.0f}", (i, r.initial_margin_usd), ha="center", va="bottom")
+        ax1.annotate(
+            f"{r.initial_margin_usd:,.0f}", (i, r.initial_margin_usd), ha="center", va="bottom"
+        )
     ax1.set_ylabel("initial margin (USD)")
     ax1.set_title(f"{title}: efficiency gain {c.efficiency_gain:.1%}")
     result = c.portfolio_result
@@ -43,10 +49,16 @@ def comparison_chart(c: Comparison, path: Path, *, title: str) -> None:
         std = [s for s in und.scenarios if s.group != "extended"]
         for vol in sorted({s.vol_shock for s in std}):
             pts = sorted((s.price_move, s.pnl) for s in std if s.vol_shock == vol)
-            ax2.plot([p[0] * 100 for p in pts], [p[1] for p in pts], marker="o", label=f"{und.underlying} vol {vol:+.0%}")
+            ax2.plot(
+                [p[0] * 100 for p in pts],
+                [p[1] for p in pts],
+                marker="o",
+                label=f"{und.underlying} vol {vol:+.0%}",
+            )
     ax2.axhline(0.0, color="black", linewidth=0.8)
     ax2.set_xlabel("price move (%)")
-    ax2.set_ylabel(f"weighted scenario P&L ({result.by_underlying[0].currency if result.by_underlying else result.currency})")
+    ccy = result.by_underlying[0].currency if result.by_underlying else result.currency
+    ax2.set_ylabel(f"weighted scenario P&L ({ccy})")
     ax2.set_title(f"{result.model}: portfolio P&L across the scenario grid")
     if result.by_underlying:
         ax2.legend(fontsize="small")
@@ -58,7 +70,8 @@ def comparison_chart(c: Comparison, path: Path, *, title: str) -> None:
         else:
             buf = io.StringIO()
             fig.savefig(buf, format="svg")
-            tmp.write_text(f"<!doctype html><html><head><meta charset='utf-8'><title>{title}</title></head><body>{buf.getvalue()}</body></html>", encoding="utf-8")
+            head = f"<!doctype html><html><head><meta charset='utf-8'><title>{title}</title></head>"
+            tmp.write_text(f"{head}<body>{buf.getvalue()}</body></html>", encoding="utf-8")
         tmp.replace(path)
     finally:
         plt.close(fig)

@@ -11,7 +11,7 @@ import sys
 import click
 import typer
 
-from portmargin.cli import _batch, _margin, _whatif
+from portmargin.cli import _batch, _margin, _models, _whatif
 from portmargin.cli._common import err_console
 from portmargin.errors import PortmarginError
 
@@ -35,6 +35,7 @@ def _root(
 
 
 _margin.register(app)
+_models.register(app)
 _batch.register(app)
 _whatif.register(app)
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sys
 from enum import StrEnum
 from pathlib import Path
 from typing import Any
@@ -23,7 +24,8 @@ __all__ = [
     "print_json",
 ]
 
-console = Console(highlight=False)
+# A pipe or file gets wide tables rather than rich's 80-column default.
+console = Console(highlight=False, width=None if sys.stdout.isatty() else 160)
 err_console = Console(stderr=True, highlight=False)
 
 

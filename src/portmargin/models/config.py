@@ -9,7 +9,9 @@ entry that the named entries override field by field::
     [underlyings.default]  price_range, buckets_per_side, vol_up, vol_down, vol_mode, ...
     [underlyings.BTC]      overrides for BTC
     [currencies.BTC]       pnl_offset, max_offsetable_pnl, extended_dampener, haircut
-    [[charges]]            add-on charges by ``kind`` with their parameters
+    [[charges]]            per-underlying charges by ``kind`` (add-ons and minimums)
+    [[credits]]            cross-underlying credits by ``kind`` (SPAN inter-commodity, TIMS
+                           product groups), applied per margin pool
 
 ``--params FILE`` is merged over the named model (tables merged key by key), so a user file
 may change a single number; the merged result is validated again.
@@ -59,6 +61,7 @@ class UnderlyingParams(_Strict):
     min_vol: float = Field(default=0.0, ge=0)
     extended_moves: tuple[float, ...] = ()
     extended_factor: float = Field(default=1.0, ge=0)
+    price_range_up: float | None = Field(default=None, gt=0, lt=10)
     extreme_multiplier: float = Field(default=3.0, ge=0)
     cover_fraction: float = Field(default=0.33, ge=0, le=1)
     lookahead_days: float = Field(default=0.0, ge=0, le=30)
@@ -88,10 +91,39 @@ class CurrencyParams(_Strict):
 
 
 class ChargeParams(BaseModel):
-    """An add-on charge: ``kind`` names it, any other keys are its parameters."""
+    """A charge or credit: ``kind`` names it, any other keys are its parameters.
+
+    ``role`` says how the engine combines it for one (pool, underlying):
+    ``"add-on"`` amounts are added, ``"minimum"`` amounts are floors applied after every
+    add-on and credit (SPAN's short option minimum, TIMS' minimum per contract).
+    ``in_maintenance = false`` marks an IM-only add-on (not scaled by ``mm_multiplier``).
+    A sub-table named after an underlying (``BTC = {rate = 0.01}``) overrides the charge's
+    top-level keys for that underlying (see :meth:`get`).
+    """
 
     model_config = ConfigDict(extra="allow", frozen=True)
     kind: str
+    role: Literal["add-on", "minimum"] = "add-on"
+    in_maintenance: bool = True
+
+    def get(self, key: str, underlying: str | None = None, default: Any = None) -> Any:
+        """Parameter ``key``: the underlying's sub-table first, then the top level."""
+        extra = self.model_extra or {}
+        if underlying is not None:
+            own = extra.get(underlying)
+            if isinstance(own, dict) and key in own:
+                return own[key]
+        return extra.get(key, default)
+
+    def number(self, key: str, underlying: str | None = None, default: float = 0.0) -> float:
+        """A numeric parameter (see :meth:`get`), validated as a finite float."""
+        value = self.get(key, underlying, default)
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise ParameterError(f"charge {self.kind}: `{key}` must be a number, got {value!r}")
+        out = float(value)
+        if out != out or out in (float("inf"), float("-inf")):
+            raise ParameterError(f"charge {self.kind}: `{key}` must be finite")
+        return out
 
 
 class ModelParams(_Strict):
@@ -100,7 +132,7 @@ class ModelParams(_Strict):
     name: str
     version: str
     description: str = ""
-    grid: Literal["deribit", "span16"]
+    grid: Literal["deribit", "span16", "tims10"]
     currency_mode: Literal["segregated", "cross"] = "segregated"
     collateral: Literal["scenario", "haircut"] = "scenario"
     im_multiplier: float = Field(default=1.0, gt=0)
@@ -108,6 +140,7 @@ class ModelParams(_Strict):
     underlyings: dict[str, UnderlyingParams] = {}
     currencies: dict[str, CurrencyParams] = {}
     charges: tuple[ChargeParams, ...] = ()
+    credits: tuple[ChargeParams, ...] = ()
 
     def underlying(self, name: str) -> UnderlyingParams:
         """Parameters of ``name`` (its table merged over ``default``)."""

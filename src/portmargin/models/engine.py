@@ -19,14 +19,26 @@ Aggregation (per pool and underlying, reference/deribit.md §1.5–1.6)::
               damp_j = (max(|m_j|/PR, 1) − 1)·extended_dampener_USD / (S·(1 + sign(m_j)·PR))  (coin)
     scanning = max(−min_j agg_j, 0)
 
-Requirement of a pool = Σ_underlyings (scanning + charges); IM = im_multiplier × it,
-MM = mm_multiplier × it. Equity of a pool = cash + Σ q·mark value (in the pool currency).
+Components of one (pool, underlying), see :func:`compose`::
+
+    requirement_u = max(scanning + Σ add-on charges − Σ credits, max(minimum charges))
+
+Add-on and minimum charges are per underlying (``CHARGES``, ``[[charges]]``); credits are
+cross-underlying within a pool (``CREDITS``, ``[[credits]]``: SPAN inter-commodity, TIMS
+product groups). Charges marked ``in_maintenance = false`` (and X:PM collateral haircuts)
+are IM-only. Per pool (reference/deribit.md §1.6)::
+
+    IM = im_multiplier·Σ_u (risk components) + Σ IM-only add-ons
+    MM = mm_multiplier·Σ_u (risk components)
+
+Equity of a pool = cash + Σ q·mark value (in the pool currency).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from dataclasses import replace as dc_replace
 from functools import lru_cache
 from typing import Any
 
@@ -36,8 +48,13 @@ from portmargin._types import FloatArray, IntArray
 from portmargin.errors import InputError, ParameterError, PortmarginError
 from portmargin.instruments import STABLE_CURRENCIES, Instrument
 from portmargin.market.snapshot import MarketSnapshot
-from portmargin.models.config import ChargeParams, ModelParams, load_model_params
-from portmargin.models.grids import deribit_grid, span16_grid
+from portmargin.models.config import (
+    ChargeParams,
+    CurrencyParams,
+    ModelParams,
+    load_model_params,
+)
+from portmargin.models.grids import deribit_grid, span16_grid, tims10_grid
 from portmargin.models.result import (
     MarginResult,
     PoolResult,
@@ -49,9 +66,21 @@ from portmargin.portfolio import Portfolio
 from portmargin.risk import RiskArray, instrument_table, risk_array
 from portmargin.scenarios import ScenarioSet
 
-__all__ = ["CHARGES", "ChargeContext", "MarginModel", "load_model", "pool_currency"]
+__all__ = [
+    "CHARGES",
+    "CREDITS",
+    "DETAILS",
+    "ChargeContext",
+    "CreditContext",
+    "MarginModel",
+    "aggregate_scenarios",
+    "compose",
+    "load_model",
+    "pool_currency",
+]
 
 USD = "USD"
+_NO_PARAMS = ChargeParams(kind="scanning_risk")
 
 
 def pool_currency(currency: str) -> str:
@@ -85,6 +114,9 @@ class ChargeContext:
         The market snapshot.
     params
         The charge's own parameters.
+    raw_pnl
+        The pool's scenario P&L before aggregation (gains not yet clipped), same shape
+        as ``scenario_pnl``; ``None`` means "same as ``scenario_pnl``".
     """
 
     pool: str
@@ -95,13 +127,164 @@ class ChargeContext:
     scenario_pnl: FloatArray
     market: MarketSnapshot
     params: ChargeParams
+    raw_pnl: FloatArray | None = None
 
 
-# Add-on charges by kind: each returns non-negative amounts (n_accounts,) in the pool currency.
-# Methodology issues register theirs here (roll/delta shock, SOM, calendar spreads, ...).
+# Per-underlying charges by kind: each returns non-negative amounts (n_accounts,) in the pool
+# currency. ``role = "minimum"`` charges are floors (see :func:`compose`).
 CHARGES: dict[str, Callable[[ChargeContext], FloatArray]] = {}
 
-_GRIDS: dict[str, Callable[..., ScenarioSet]] = {"deribit": deribit_grid, "span16": span16_grid}
+
+@dataclass(frozen=True, slots=True)
+class CreditContext:
+    """What a cross-underlying credit sees: every underlying of one pool, many accounts.
+
+    Attributes
+    ----------
+    pool, usd_rate, market
+        As in :class:`ChargeContext`.
+    underlyings
+        The pool's underlyings, in column order.
+    contexts
+        The :class:`ChargeContext` of each underlying (``None`` for an underlying held
+        only as collateral).
+    raw_pnl, scenario_pnl
+        Per underlying, the scenario P&L before / after aggregation, ``(n_accounts, n_scen)``.
+    scanning
+        Scanning risk, shape ``(n_accounts, n_underlyings)``.
+    params
+        The credit's own parameters.
+    """
+
+    pool: str
+    usd_rate: float
+    underlyings: tuple[str, ...]
+    contexts: tuple[ChargeContext | None, ...]
+    raw_pnl: tuple[FloatArray, ...]
+    scenario_pnl: tuple[FloatArray, ...]
+    scanning: FloatArray
+    market: MarketSnapshot
+    params: ChargeParams
+
+
+# Cross-underlying credits by kind: each returns non-negative amounts (n_accounts, n_und).
+CREDITS: dict[str, Callable[[CreditContext], FloatArray]] = {}
+
+# Explanatory figures per grid (SPAN's time/vol/price split, ...): a dict of floats for one
+# account (they are reported, never added to the requirement).
+DETAILS: dict[str, Callable[[ChargeContext], dict[str, float]]] = {}
+
+_GRIDS: dict[str, Callable[..., ScenarioSet]] = {
+    "deribit": deribit_grid,
+    "span16": span16_grid,
+    "tims10": tims10_grid,
+}
+
+
+def replace_params(ctx: ChargeContext, params: ChargeParams) -> ChargeContext:
+    """``ctx`` with the parameters of another charge."""
+    return dc_replace(ctx, params=params)
+
+
+def replace_credit(ctx: CreditContext, params: ChargeParams) -> CreditContext:
+    """``ctx`` with the parameters of another credit."""
+    return dc_replace(ctx, params=params)
+
+
+def aggregate_scenarios(
+    vec: FloatArray,
+    scen: ScenarioSet,
+    cp: CurrencyParams,
+    *,
+    rate: float,
+    in_usd: bool,
+) -> FloatArray:
+    r"""Aggregate scenario P&L of one pool and underlying, for many accounts at once.
+
+    A pure, element-wise function of ``vec`` (shape ``(n_accounts, n_scen)`` or
+    ``(n_scen,)``), reference/deribit.md §1.5–1.6::
+
+        agg_j = min(v_j, 0) + pnl_offset·min(max(v_j, 0), max_offsetable_pnl / rate)
+        extended j with agg_j < 0:  agg_j += min(damp_j, −agg_j)
+        damp_j = (max(|m_j|/PR, 1) − 1)·dampener_USD / (rate·(1 + sign(m_j)·PR))   (coin pool)
+
+    Parameters
+    ----------
+    vec
+        Weighted scenario P&L in the pool currency.
+    scen
+        The underlying's scenario set (``PR`` = its largest non-extended move).
+    cp
+        The pool currency's parameters.
+    rate
+        USD per unit of the pool currency.
+    in_usd
+        True when the pool is USD (the dampener is then not re-denominated).
+    """
+    cap = cp.max_offsetable_pnl / rate if rate > 0 else 0.0
+    agg = np.minimum(vec, 0.0) + cp.pnl_offset * np.minimum(np.maximum(vec, 0.0), cap)
+    ext = np.array([g == "extended" for g in scen.groups])
+    if ext.any() and cp.extended_dampener > 0:
+        pr = float(np.max(np.abs(scen.price_moves[~ext])))
+        m = scen.price_moves
+        sign = np.sign(m)
+        damp_usd = (np.maximum(np.abs(m) / pr, 1.0) - 1.0) * cp.extended_dampener
+        damp = damp_usd if in_usd else damp_usd / (rate * (1.0 + sign * pr))
+        lift = np.where(ext & (agg < 0), np.minimum(damp, -agg), 0.0)
+        agg = agg + lift
+    out: FloatArray = agg
+    return out
+
+
+def compose(
+    scanning: FloatArray,
+    addons: dict[str, FloatArray],
+    credits: dict[str, FloatArray],
+    minimums: dict[str, FloatArray],
+) -> dict[str, FloatArray]:
+    r"""Combine scanning risk, add-ons, credits and minimums into named components.
+
+    Pure and element-wise over arrays of one shape (``(n_accounts, n_underlyings)``)::
+
+        base        = scanning + Σ add-ons − Σ credits
+        requirement = max(base, max_k minimum_k)          (SPAN §1.9: max(·, SOM))
+
+    Returns components that add up to the requirement: ``scanning_risk``, each add-on,
+    each credit (negative) and, for the binding minimum only, the top-up
+    ``max(minimum − base, 0)``.
+    """
+    out: dict[str, FloatArray] = {"scanning_risk": scanning}
+    base = scanning.copy()
+    for k, v in addons.items():
+        out[k] = v
+        base = base + v
+    for k, v in credits.items():
+        out[k] = 0.0 - v
+        base = base - v
+    if minimums:
+        names = list(minimums)
+        stack = np.stack([minimums[k] for k in names])
+        top = np.argmax(stack, axis=0)
+        topup = np.maximum(np.max(stack, axis=0) - base, 0.0)
+        for i, k in enumerate(names):
+            out[k] = np.where(top == i, topup, 0.0)
+    return out
+
+
+@dataclass(frozen=True, slots=True)
+class _Leg:
+    """One (pool, underlying) of one account during a margin run."""
+
+    pool: str
+    und: str
+    rows: IntArray
+    q: FloatArray
+    arr: RiskArray | None
+    scen: ScenarioSet
+    raw: FloatArray
+    agg: FloatArray
+    ctx: ChargeContext | None
+    collateral: bool = False
 
 
 class MarginModel:
@@ -121,6 +304,12 @@ class MarginModel:
                 raise ParameterError(
                     f"model {params.name}: unknown charge kind {charge.kind!r} "
                     f"(known: {', '.join(sorted(CHARGES)) or 'none'})"
+                )
+        for credit in params.credits:
+            if credit.kind not in CREDITS:
+                raise ParameterError(
+                    f"model {params.name}: unknown credit kind {credit.kind!r} "
+                    f"(known: {', '.join(sorted(CREDITS)) or 'none'})"
                 )
         self.params = params
         self.cross = params.currency_mode == "cross" if cross is None else cross
@@ -190,16 +379,18 @@ class MarginModel:
         # Cash by pool, and coin collateral moving with its scenario (cross mode).
         cash: dict[str, float] = {}
         collateral_coins: dict[str, float] = {}
+        haircut_addon = 0.0
         for ccy, amount in portfolio.cash.items():
             code = ccy.upper()
             rate = usd_rate(code)
             if self.cross:
-                hc = (
-                    self.params.currency(code).haircut
-                    if self.params.collateral == "haircut"
-                    else 0.0
-                )
-                cash[USD] = cash.get(USD, 0.0) + amount * rate * (1.0 - hc)
+                hc = self.params.currency(code).haircut
+                if self.params.collateral == "haircut":
+                    cash[USD] = cash.get(USD, 0.0) + amount * rate * (1.0 - hc)
+                else:
+                    cash[USD] = cash.get(USD, 0.0) + amount * rate
+                    # deribit.md §1.9: X:PM collateral haircuts apply to IM only.
+                    haircut_addon += hc * max(amount, 0.0) * rate
                 if self.params.collateral == "scenario" and code not in STABLE_CURRENCIES:
                     collateral_coins[code] = collateral_coins.get(code, 0.0) + amount
             else:
@@ -213,106 +404,201 @@ class MarginModel:
                 pairs.setdefault((self.pool_of(inst), und), []).append(row)
         for coin in collateral_coins:
             if coin not in arrays:
-                arrays_key = (USD, coin)
-                pairs.setdefault(arrays_key, [])
+                pairs.setdefault((USD, coin), [])
 
-        und_results: list[UnderlyingResult] = []
-        position_lines: list[PositionLine] = []
-        pool_components: dict[str, dict[str, float]] = {}
+        # Stage 1, per (pool, underlying): scenario P&L, aggregation, scanning, charges.
+        legs: list[_Leg] = []
         for (pool, und), rows_list in sorted(pairs.items()):
             rows = np.asarray(rows_list, dtype=np.int64)
             scen = self.scenario_set(und)
-            arr: RiskArray | None = arrays.get(und)
+            arr: RiskArray | None = arrays.get(und) if rows.size else None
             q: FloatArray = np.zeros(0)
             vec: FloatArray = np.zeros(len(scen))
-            if arr is not None and rows.size:
+            if arr is not None:
                 q = np.array([qty_by_name[arr.table.instruments[r].name] for r in rows])
                 weighted = arr.weighted_usd() if self.cross else arr.weighted_settle()
                 vec = q @ weighted[rows]
-            spot = market.index_price(und)
             if self.cross and und in collateral_coins:
+                spot = market.index_price(und)
                 vec = vec + collateral_coins[und] * spot * scen.price_moves * scen.weights
             rate = usd_rates.get(pool, 1.0)
-            agg = self._aggregate(vec, scen, pool, rate)
-            j = int(np.argmin(agg))
-            scanning = max(-float(agg[j]), 0.0)
-            charges: dict[str, float] = {}
-            if arr is not None and rows.size:
-                for cp in self.params.charges:
-                    ctx = ChargeContext(pool, rate, arr, rows, q[None, :], agg[None, :], market, cp)
-                    amount = float(np.asarray(CHARGES[cp.kind](ctx)).reshape(-1)[0])
-                    charges[cp.kind] = charges.get(cp.kind, 0.0) + amount
-            requirement = scanning + sum(charges.values())
-            if arr is not None and rows.size and not (self.cross and und in collateral_coins):
-                # A book of long options can lose at most its value: cap the requirement
-                # there, so the I/M multiplier never asks a long for more than it is worth.
-                tab = arr.table
-                if bool(np.all(tab.is_option[rows])) and bool(np.all(q > 0)):
-                    per_unit = tab.value_usd[rows]
-                    if not self.cross:
-                        per_unit = per_unit / np.where(tab.inverse[rows], tab.F[rows], 1.0)
-                    cap = float(q @ per_unit) / max(
-                        self.params.im_multiplier, self.params.mm_multiplier
+            raw = vec[None, :]
+            agg = self.aggregate(raw, und, pool, rate)
+            ctx = (
+                None
+                if arr is None
+                else ChargeContext(pool, rate, arr, rows, q[None, :], agg, market, _NO_PARAMS, raw)
+            )
+            collateral = self.cross and und in collateral_coins
+            legs.append(_Leg(pool, und, rows, q, arr, scen, raw, agg, ctx, collateral))
+
+        # Stage 2, per pool: cross-underlying credits, then minimums, then the long cap.
+        und_results: list[UnderlyingResult] = []
+        position_lines: list[PositionLine] = []
+        pool_components: dict[str, dict[str, float]] = {}
+        pool_details: dict[str, dict[str, float]] = {}
+        im_only: set[str] = set()
+        for pool in sorted({leg.pool for leg in legs}):
+            pool_legs = [leg for leg in legs if leg.pool == pool]
+            rate = usd_rates.get(pool, 1.0)
+            comps_by_leg, details_by_leg = self._pool_components(pool, rate, pool_legs, market)
+            for cp in self.params.charges:
+                if not cp.in_maintenance:
+                    im_only.add(cp.kind)
+            for leg, comps, details in zip(pool_legs, comps_by_leg, details_by_leg, strict=True):
+                j = int(np.argmin(leg.agg[0]))
+                requirement = sum(comps.values())
+                lines = tuple(
+                    ScenarioLine(
+                        leg.und,
+                        i,
+                        leg.scen.groups[i],
+                        float(leg.scen.price_moves[i]),
+                        _vol_label(leg.scen, i),
+                        float(leg.scen.coin_weights[i] if pool != USD else leg.scen.weights[i]),
+                        float(leg.agg[0, i]),
                     )
-                    if requirement > cap:
-                        charges["long_option_value_cap"] = cap - requirement
-                        requirement = cap
-            lines = tuple(
-                ScenarioLine(
-                    und,
-                    i,
-                    scen.groups[i],
-                    float(scen.price_moves[i]),
-                    _vol_label(scen, i),
-                    float(scen.coin_weights[i] if pool != USD else scen.weights[i]),
-                    float(agg[i]),
+                    for i in range(len(leg.scen))
                 )
-                for i in range(len(scen))
-            )
-            comps = {"scanning_risk": scanning, **charges}
-            und_results.append(
-                UnderlyingResult(und, pool, scanning, comps, requirement, lines[j], lines)
-            )
-            pc = pool_components.setdefault(pool, {})
-            for k, v in comps.items():
-                pc[k] = pc.get(k, 0.0) + v
-            if arr is not None and rows.size:
-                weighted_all = arr.weighted_usd() if self.cross else arr.weighted_settle()
-                for r, qi in zip(rows.tolist(), q.tolist(), strict=True):
-                    inst = arr.table.instruments[r]
-                    mark = float(arr.table.mark_settle[r])
-                    if self.cross and inst.is_inverse:
-                        mark *= float(arr.table.F[r])
-                    position_lines.append(
-                        PositionLine(
-                            inst.name,
-                            qi,
-                            pool,
-                            qi * mark,
-                            qi * float(arr.table.delta_coin[r]),
-                            qi * float(weighted_all[r, j]),
-                        )
+                und_results.append(
+                    UnderlyingResult(
+                        leg.und,
+                        pool,
+                        comps["scanning_risk"],
+                        comps,
+                        requirement,
+                        lines[j],
+                        lines,
+                        details,
                     )
+                )
+                pc = pool_components.setdefault(pool, {})
+                for k, v in comps.items():
+                    pc[k] = pc.get(k, 0.0) + v
+                if leg.arr is not None:
+                    arr = leg.arr
+                    weighted_all = arr.weighted_usd() if self.cross else arr.weighted_settle()
+                    pdet = pool_details.setdefault(pool, {})
+                    for r, qi in zip(leg.rows.tolist(), leg.q.tolist(), strict=True):
+                        inst = arr.table.instruments[r]
+                        mark = float(arr.table.mark_settle[r])
+                        if self.cross and inst.is_inverse:
+                            mark *= float(arr.table.F[r])
+                        if inst.is_option:
+                            pdet["net_option_value"] = pdet.get("net_option_value", 0.0) + qi * mark
+                        position_lines.append(
+                            PositionLine(
+                                inst.name,
+                                qi,
+                                pool,
+                                qi * mark,
+                                qi * float(arr.table.delta_coin[r]),
+                                qi * float(weighted_all[r, j]),
+                            )
+                        )
+        if haircut_addon > 0.0:
+            pool_components.setdefault(USD, {"scanning_risk": 0.0})["collateral_haircut"] = (
+                haircut_addon
+            )
+            im_only.add("collateral_haircut")
 
         pools: list[PoolResult] = []
         for pool in sorted(set(pool_components) | set(cash)):
             comps = pool_components.get(pool, {"scanning_risk": 0.0})
-            requirement = sum(comps.values())
+            risk_part = sum(v for k, v in comps.items() if k not in im_only)
+            im_part = sum(v for k, v in comps.items() if k in im_only)
             equity = cash.get(pool, 0.0) + sum(
                 p.mark_value for p in position_lines if p.currency == pool
             )
             pools.append(
                 PoolResult(
                     pool,
-                    self.params.im_multiplier * requirement,
-                    self.params.mm_multiplier * requirement,
+                    self.params.im_multiplier * risk_part + im_part,
+                    self.params.mm_multiplier * risk_part,
                     equity,
                     comps,
                     tuple(u for u in und_results if u.currency == pool),
                     usd_rates.get(pool, 1.0),
+                    pool_details.get(pool, {}),
+                    tuple(sorted(k for k in comps if k in im_only)),
                 )
             )
         return self._combine(pools, und_results, position_lines, market)
+
+    def _pool_components(
+        self, pool: str, rate: float, legs: list[_Leg], market: MarketSnapshot
+    ) -> tuple[list[dict[str, float]], list[dict[str, float]]]:
+        """Components of each underlying of one pool (one account; see :func:`compose`)."""
+        n_und = len(legs)
+        scanning = np.zeros((1, n_und))
+        for u, leg in enumerate(legs):
+            scanning[0, u] = max(-float(np.min(leg.agg[0])), 0.0)
+        addons: dict[str, FloatArray] = {}
+        minimums: dict[str, FloatArray] = {}
+        details: list[dict[str, float]] = [{} for _ in legs]
+        for cp in self.params.charges:
+            out = np.zeros((1, n_und))
+            for u, leg in enumerate(legs):
+                if leg.ctx is not None:
+                    ctx = replace_params(leg.ctx, cp)
+                    out[:, u] = np.asarray(CHARGES[cp.kind](ctx), dtype=np.float64).reshape(-1)
+            target = minimums if cp.role == "minimum" else addons
+            target[cp.kind] = target.get(cp.kind, np.zeros((1, n_und))) + out
+        credits: dict[str, FloatArray] = {}
+        if self.params.credits:
+            cctx = CreditContext(
+                pool,
+                rate,
+                tuple(leg.und for leg in legs),
+                tuple(leg.ctx for leg in legs),
+                tuple(leg.raw for leg in legs),
+                tuple(leg.agg for leg in legs),
+                scanning,
+                market,
+                _NO_PARAMS,
+            )
+            for cp in self.params.credits:
+                amount = np.asarray(CREDITS[cp.kind](replace_credit(cctx, cp)), dtype=np.float64)
+                credits[cp.kind] = credits.get(cp.kind, np.zeros((1, n_und))) + amount
+        detail_fn = DETAILS.get(self.params.grid)
+        for u, leg in enumerate(legs):
+            if leg.ctx is not None and detail_fn is not None:
+                details[u].update(detail_fn(leg.ctx))
+        comps = compose(scanning, addons, credits, minimums)
+        out_comps: list[dict[str, float]] = []
+        for u, leg in enumerate(legs):
+            c = {k: float(v[0, u]) for k, v in comps.items()}
+            # A book of long options can lose at most its value: cap the requirement there,
+            # so the I/M multiplier never asks a long for more than it is worth.
+            if leg.arr is not None and not leg.collateral:
+                tab = leg.arr.table
+                rows = leg.rows
+                if bool(np.all(tab.is_option[rows])) and bool(np.all(leg.q > 0)):
+                    per_unit = tab.value_usd[rows]
+                    if not self.cross:
+                        per_unit = per_unit / np.where(tab.inverse[rows], tab.F[rows], 1.0)
+                    cap = float(leg.q @ per_unit) / max(
+                        self.params.im_multiplier, self.params.mm_multiplier
+                    )
+                    total = sum(c.values())
+                    if total > cap:
+                        c["long_option_value_cap"] = cap - total
+            out_comps.append(c)
+        return out_comps, details
+
+    def aggregate(self, vec: FloatArray, underlying: str, pool: str, rate: float) -> FloatArray:
+        """Aggregated scenario P&L of ``vec`` (shape ``(..., n_scen)``) for one pool/underlying.
+
+        A pure function of the scenario matrix (:func:`aggregate_scenarios`), so a batch
+        engine can call it on an ``(n_accounts, n_scen)`` matrix.
+        """
+        return aggregate_scenarios(
+            vec,
+            self.scenario_set(underlying),
+            self.params.currency(pool),
+            rate=rate,
+            in_usd=pool == USD,
+        )
 
     def _aggregate(self, vec: FloatArray, scen: ScenarioSet, pool: str, rate: float) -> FloatArray:
         cp = self.params.currency(pool)

@@ -10,6 +10,13 @@ r"""Scenario grids of the shipped methodologies, built from model parameters.
 ``span16`` (reference/span_tims.md §1.1): scenario ``j`` moves the price by ``m_j·PSR`` with
 ``m = 0, +1/3, −1/3, +2/3, −2/3, +1, −1`` each with vol +1 and −1 (14 scenarios, weight 1),
 then ``±X·PSR`` with vol unchanged at weight ``c`` (cover fraction), look-ahead one day.
+CME's pairing: scenarios ``2k`` and ``2k+1`` (0-based) differ only in the vol direction; the
+extreme scenarios 14 and 15 pair with themselves.
+
+``tims10`` (reference/span_tims.md §3.2): OCC TIMS / customer portfolio margin, 10 valuation
+points equally spaced over the class range, 5 down and 5 up, no zero point, vol unchanged::
+
+    m = −R_down·k/5 (k = 5…1), then +R_up·k/5 (k = 1…5)      R_up defaults to R_down
 """
 
 from __future__ import annotations
@@ -17,7 +24,7 @@ from __future__ import annotations
 from portmargin.models.config import UnderlyingParams
 from portmargin.scenarios import ScenarioSet
 
-__all__ = ["deribit_grid", "span16_grid"]
+__all__ = ["deribit_grid", "span16_grid", "tims10_grid"]
 
 _DAYS_PER_YEAR = 365.0
 
@@ -74,5 +81,19 @@ def span16_grid(p: UnderlyingParams) -> ScenarioSet:
         p.vol_shock(),
         weights=weights,
         groups=groups,
+        lookahead_years=p.lookahead_days / _DAYS_PER_YEAR,
+    )
+
+
+def tims10_grid(p: UnderlyingParams) -> ScenarioSet:
+    """OCC TIMS' 10 equally spaced valuation points (see the module docstring)."""
+    down = p.price_range
+    up = p.price_range_up if p.price_range_up is not None else down
+    moves = [-down * k / 5 for k in range(5, 0, -1)] + [up * k / 5 for k in range(1, 6)]
+    return ScenarioSet.build(
+        moves,
+        [0.0] * 10,
+        p.vol_shock(),
+        groups=[f"down{k}" for k in range(5, 0, -1)] + [f"up{k}" for k in range(1, 6)],
         lookahead_years=p.lookahead_days / _DAYS_PER_YEAR,
     )

@@ -68,15 +68,17 @@ class UnderlyingResult:
     requirement: float
     worst_scenario: ScenarioLine
     scenarios: tuple[ScenarioLine, ...]
+    details: Mapping[str, float] = field(default_factory=dict)
 
     def to_dict(self, *, with_scenarios: bool = False) -> dict[str, Any]:
-        """JSON-ready mapping."""
+        """JSON-ready mapping (``details``: explanatory figures, not added to the total)."""
         out: dict[str, Any] = {
             "underlying": self.underlying,
             "currency": self.currency,
             "scanning_risk": self.scanning_risk,
             "requirement": self.requirement,
             "components": dict(self.components),
+            "details": dict(self.details),
             "worst_scenario": self.worst_scenario.to_dict(),
         }
         if with_scenarios:
@@ -86,7 +88,13 @@ class UnderlyingResult:
 
 @dataclass(frozen=True, slots=True)
 class PoolResult:
-    """Margin of one margin currency (a settlement currency, or USD in cross mode)."""
+    """Margin of one margin currency (a settlement currency, or USD in cross mode).
+
+    ``components`` add up to the requirement before the I/M multipliers:
+    ``IM = im_multiplier·Σ(risk components) + Σ(IM-only components)`` and
+    ``MM = mm_multiplier·Σ(risk components)``, the IM-only ones named in
+    ``im_only_components``.
+    """
 
     currency: str
     initial_margin: float
@@ -95,6 +103,8 @@ class PoolResult:
     components: Mapping[str, float]
     underlyings: tuple[UnderlyingResult, ...]
     usd_rate: float
+    details: Mapping[str, float] = field(default_factory=dict)
+    im_only_components: tuple[str, ...] = ()
 
     @property
     def initial_excess(self) -> float:
@@ -116,6 +126,8 @@ class PoolResult:
             "initial_excess": self.initial_excess,
             "maintenance_excess": self.maintenance_excess,
             "components": dict(self.components),
+            "im_only_components": list(self.im_only_components),
+            "details": dict(self.details),
             "usd_rate": self.usd_rate,
         }
 

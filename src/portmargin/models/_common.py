@@ -1,0 +1,37 @@
+"""Helpers shared by the charge modules: per-row groupings and pool conversion."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from portmargin._types import BoolArray, FloatArray, IntArray
+from portmargin.instruments import InstrumentKind
+from portmargin.models.engine import ChargeContext
+
+__all__ = ["group_matrix", "pool_per_underlying_unit", "project", "rows_kind"]
+
+
+def pool_per_underlying_unit(ctx: ChargeContext) -> float:
+    """Pool-currency value of one unit of the underlying at the index (``S / usd_rate``)."""
+    return ctx.market.index_price(ctx.risk.table.underlying) / ctx.usd_rate
+
+
+def rows_kind(ctx: ChargeContext, kind: InstrumentKind) -> BoolArray:
+    """Mask over the pool's rows: instruments of ``kind``."""
+    insts = ctx.risk.table.instruments
+    return np.array([insts[r].kind is kind for r in ctx.rows.tolist()], dtype=np.bool_)
+
+
+def group_matrix(labels: IntArray, n_groups: int, values: FloatArray) -> FloatArray:
+    """``M[i, g] = values[i]`` if row ``i`` is in group ``g`` else 0, shape (n_rows, n_groups)."""
+    out = np.zeros((labels.shape[0], n_groups))
+    out[np.arange(labels.shape[0]), labels] = values
+    return out
+
+
+def project(quantities: Any, matrix: FloatArray) -> FloatArray:
+    """``quantities @ matrix`` as a dense (n_accounts, k) array (dense or sparse quantities)."""
+    out = np.asarray(quantities @ matrix, dtype=np.float64)
+    return out.reshape(-1, matrix.shape[1])

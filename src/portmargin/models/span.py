@@ -1,0 +1,325 @@
+r"""CME SPAN on crypto: composite delta, scan decomposition, intra/spot/SOM charges, inter credit.
+
+Reference: reference/span_tims.md §1 (sources: CME "Components of SPAN", pubspan pages, EFS
+Spheres ``RiskMethodSPAN.cs``, the Takasbank ``.spn`` file). A *combined commodity* is an
+underlying (BTC, ETH); the scanning risk is the engine's worst weighted scenario loss on the
+16-scenario grid (:func:`portmargin.models.grids.span16_grid`). Every function here is
+vectorised over accounts; deltas are in units of the underlying, and a unit of underlying is
+worth ``S / usd_rate`` in the pool currency.
+
+Composite delta (§1.3), per contract, vol unchanged, after the look-ahead::
+
+    cd = Σ_k w_k · M · Δ_B76(F·(1 + k/3·PSR), K, T − τ_look, σ),  k = −3…3
+    w  = 0.037, 0.111, 0.217, 0.270, 0.217, 0.111, 0.037           (delta-one: cd = M)
+
+Scan decomposition (§1.4), ``L_j`` = loss in scenario j (positive = loss)::
+
+    Scan = max_j L_j;  VolRisk = (Scan − L_paired(active))/2  (or (L_1 − L_2)/2 if Scan < 0)
+    TimeRisk = (L_1 + L_2)/2;  PriceRisk = max(Scan − TimeRisk − VolRisk, 0)
+
+Intra-commodity spread charge (§1.5): the pool's composite delta is netted per *tier*
+(tier 0 = undated perpetual/spot, tiers 1… = expiries by ``tier_bounds_days``); spreads
+``(a, b, rate)`` are formed in priority order, each in two passes (a long/b short, then
+a short/b long), consuming delta::
+
+    n = min(max(±Δ_a, 0), max(∓Δ_b, 0));  charge += n·rate·S/usd_rate;  Δ_a ∓= n;  Δ_b ±= n
+
+Spot charge (§1.6) on the delivery tier ``spot_tier``::
+
+    spot = (|Δ consumed by spreads|·rate_consumed + |Δ remaining|·rate_remaining)·S/usd_rate
+
+Short option minimum (§1.8)::
+
+    SOM = rate·M·S/usd_rate · (Σ short calls + Σ short puts)          (method "gross")
+        = rate·M·S/usd_rate · max(Σ short calls, Σ short puts)        (method "max")
+
+Inter-commodity credit (§1.7) between underlyings of one pool, on the net composite delta
+in USD (ratios are per USD of delta, so a BTC–ETH spread is 1 : 1 in notional)::
+
+    WFPR_u = PriceRisk_u / |Δ_u·S_u|          (normal)
+           = min(normal, PSR_u / usd_rate)    (scanrange_cap)
+           = PSR_u / usd_rate                 (scanrange)
+    n = min over legs (available |Δ_leg·S| / ratio_leg), two passes like intra spreads
+    credit_leg = min(n·ratio_leg·WFPR_leg·rate, PriceRisk_leg)
+
+Net option value (§1.9) is reported per pool (``details.net_option_value``); the engine's
+equity already holds option marks, so ``excess = (cash + NOV) − Σ CC_risk`` [inferred,
+README].
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from portmargin._types import FloatArray, IntArray
+from portmargin.errors import ParameterError
+from portmargin.instruments import InstrumentKind
+from portmargin.models._common import group_matrix, pool_per_underlying_unit, project, rows_kind
+from portmargin.models.engine import CHARGES, CREDITS, DETAILS, ChargeContext, CreditContext
+from portmargin.pricing import black76_delta
+from portmargin.scenarios import ScenarioSet
+
+__all__ = [
+    "COMPOSITE_DELTA_WEIGHTS",
+    "composite_delta",
+    "inter_commodity_credit",
+    "intra_spreads",
+    "price_scan_range",
+    "scan_decomposition",
+    "tier_labels",
+]
+
+COMPOSITE_DELTA_WEIGHTS = (0.037, 0.111, 0.217, 0.270, 0.217, 0.111, 0.037)
+_DAYS_PER_YEAR = 365.0
+
+
+def price_scan_range(scen: ScenarioSet) -> float:
+    """PSR of a 16-scenario set: its largest non-extreme move (a fraction of the price)."""
+    std = np.array([g == "standard" for g in scen.groups])
+    return float(np.max(np.abs(scen.price_moves[std])))
+
+
+def composite_delta(ctx: ChargeContext, weights: tuple[float, ...] | None = None) -> FloatArray:
+    """Composite delta per contract of the pool's rows (see the module docstring)."""
+    w = np.asarray(weights or COMPOSITE_DELTA_WEIGHTS, dtype=np.float64)
+    tab = ctx.risk.table
+    rows = ctx.rows
+    scen = ctx.risk.scenarios
+    psr = price_scan_range(scen)
+    k = np.linspace(-1.0, 1.0, w.shape[0])
+    F = tab.F[rows][:, None] * (1.0 + k[None, :] * psr)
+    T_after = np.maximum(tab.T[rows] - scen.lookahead_years, 0.0)
+    opt = tab.is_option[rows]
+    K = np.where(opt, tab.K[rows], 1.0)[:, None]
+    d = black76_delta(F, K, T_after[:, None], tab.sigma[rows][:, None], tab.is_call[rows][:, None])
+    per_point = np.where(opt[:, None], d, 1.0) * tab.multiplier[rows][:, None]
+    out: FloatArray = per_point @ w
+    return out
+
+
+def scan_decomposition(raw_pnl: FloatArray) -> dict[str, FloatArray]:
+    """Scan, time, vol and price risk from 16-scenario P&L ``(n_accounts, 16)`` (gain > 0)."""
+    L = -np.asarray(raw_pnl, dtype=np.float64)
+    scan = L.max(axis=1)
+    active = L.argmax(axis=1)
+    paired = np.where(active < 14, active ^ 1, active)
+    l_paired = np.take_along_axis(L, paired[:, None], axis=1)[:, 0]
+    vol = np.where(scan < 0, (L[:, 0] - L[:, 1]) / 2.0, (scan - l_paired) / 2.0)
+    scan = np.maximum(scan, 0.0)
+    time = (L[:, 0] + L[:, 1]) / 2.0
+    price = np.maximum(scan - time - vol, 0.0)
+    return {"scan_risk": scan, "time_risk": time, "vol_risk": vol, "price_risk": price}
+
+
+def tier_labels(ctx: ChargeContext, bounds_days: list[float]) -> IntArray:
+    """Tier of each pool row: 0 undated, then 1 + number of bounds ≤ days to expiry."""
+    tab = ctx.risk.table
+    undated = np.array(
+        [tab.instruments[r].expiry is None for r in ctx.rows.tolist()], dtype=np.bool_
+    )
+    days = tab.T[ctx.rows] * _DAYS_PER_YEAR
+    dated = 1 + np.searchsorted(np.asarray(bounds_days, dtype=np.float64), days, side="right")
+    out: IntArray = np.where(undated, 0, dated).astype(np.int64)
+    return out
+
+
+def _spreads(ctx: ChargeContext, n_tiers: int) -> list[tuple[int, int, float]]:
+    und = ctx.risk.table.underlying
+    raw: Any = ctx.params.get("spreads", und, [])
+    out: list[tuple[int, int, float]] = []
+    for item in raw:
+        try:
+            a, b, rate = int(item["a"]), int(item["b"]), float(item["rate"])
+        except (KeyError, TypeError, ValueError):
+            raise ParameterError(
+                f"charge {ctx.params.kind}: spreads: each needs a, b (tiers) and rate"
+            ) from None
+        if not (0 <= a < n_tiers and 0 <= b < n_tiers and a != b and rate >= 0):
+            raise ParameterError(f"charge {ctx.params.kind}: bad spread {item!r}")
+        out.append((a, b, rate))
+    return out
+
+
+def intra_spreads(
+    tier_delta: FloatArray, spreads: list[tuple[int, int, float]]
+) -> tuple[FloatArray, FloatArray, FloatArray]:
+    """Delta-consuming calendar spreads in priority order, for many accounts.
+
+    Parameters
+    ----------
+    tier_delta
+        Net composite delta per tier, shape ``(n_accounts, n_tiers)``.
+    spreads
+        ``(tier a, tier b, rate per unit of delta)`` in priority order.
+
+    Returns
+    -------
+    charge, consumed, remaining
+        Charge in units of underlying × rate ``(n_accounts,)``, absolute delta consumed per
+        tier and signed delta remaining per tier ``(n_accounts, n_tiers)``.
+    """
+    rem = np.array(tier_delta, dtype=np.float64, copy=True)
+    consumed = np.zeros_like(rem)
+    charge = np.zeros(rem.shape[0])
+    for a, b, rate in spreads:
+        for sign in (1.0, -1.0):
+            n = np.minimum(np.maximum(sign * rem[:, a], 0.0), np.maximum(-sign * rem[:, b], 0.0))
+            rem[:, a] -= sign * n
+            rem[:, b] += sign * n
+            consumed[:, a] += n
+            consumed[:, b] += n
+            charge += n * rate
+    return charge, consumed, rem
+
+
+def _intra_state(ctx: ChargeContext) -> tuple[FloatArray, FloatArray, FloatArray]:
+    und = ctx.risk.table.underlying
+    bounds = [float(x) for x in ctx.params.get("tier_bounds_days", und, [7.0, 30.0, 91.0])]
+    labels = tier_labels(ctx, bounds)
+    n_tiers = len(bounds) + 2
+    cd = composite_delta(ctx)
+    tier_delta = project(ctx.quantities, group_matrix(labels, n_tiers, cd))
+    return intra_spreads(tier_delta, _spreads(ctx, n_tiers))
+
+
+def intra_commodity_charge(ctx: ChargeContext) -> FloatArray:
+    """SPAN intra-commodity (calendar) spread charge, ``(n_accounts,)`` in the pool currency."""
+    charge, _, _ = _intra_state(ctx)
+    out: FloatArray = charge * pool_per_underlying_unit(ctx)
+    return out
+
+
+def spot_charge(ctx: ChargeContext) -> FloatArray:
+    """SPAN spot (delivery-tier) charge, ``(n_accounts,)`` in the pool currency."""
+    und = ctx.risk.table.underlying
+    tier = int(ctx.params.number("spot_tier", und, 1.0))
+    r_cons = ctx.params.number("rate_consumed", und)
+    r_rem = ctx.params.number("rate_remaining", und)
+    _, consumed, rem = _intra_state(ctx)
+    if not 0 <= tier < consumed.shape[1]:
+        raise ParameterError(f"charge {ctx.params.kind}: spot_tier {tier} out of range")
+    amount = consumed[:, tier] * r_cons + np.abs(rem[:, tier]) * r_rem
+    out: FloatArray = amount * pool_per_underlying_unit(ctx)
+    return out
+
+
+def short_option_minimum(ctx: ChargeContext) -> FloatArray:
+    """SPAN short option minimum (a floor), ``(n_accounts,)`` in the pool currency."""
+    tab = ctx.risk.table
+    und = tab.underlying
+    rate = ctx.params.number("rate", und)
+    method = str(ctx.params.get("method", und, "gross"))
+    if method not in ("gross", "max"):
+        raise ParameterError(f"charge {ctx.params.kind}: method must be 'gross' or 'max'")
+    rows = ctx.rows
+    opt = rows_kind(ctx, InstrumentKind.OPTION)
+    calls = np.where(opt & tab.is_call[rows], tab.multiplier[rows], 0.0)
+    puts = np.where(opt & ~tab.is_call[rows], tab.multiplier[rows], 0.0)
+    q = ctx.quantities
+    shorts = -np.minimum(q.toarray() if hasattr(q, "toarray") else np.asarray(q), 0.0)
+    short_calls = shorts @ calls
+    short_puts = shorts @ puts
+    total = short_calls + short_puts if method == "gross" else np.maximum(short_calls, short_puts)
+    out: FloatArray = rate * total * pool_per_underlying_unit(ctx)
+    return out
+
+
+def inter_commodity_credit(
+    delta_usd: FloatArray,
+    wfpr: FloatArray,
+    price_risk: FloatArray,
+    spreads: list[tuple[tuple[int, ...], tuple[float, ...], float]],
+) -> FloatArray:
+    """Delta-consuming inter-commodity credits, vectorised over accounts.
+
+    Parameters
+    ----------
+    delta_usd
+        Net composite delta in USD per underlying, ``(n_accounts, n_und)``.
+    wfpr
+        Weighted futures price risk per USD of delta, ``(n_accounts, n_und)``.
+    price_risk
+        Price risk per underlying (the cap of its credit), ``(n_accounts, n_und)``.
+    spreads
+        ``(leg columns, delta ratios, credit rate)`` in priority order; legs alternate
+        sides (a spread is long the first leg and short the second, or the reverse).
+
+    Returns
+    -------
+    Credits, ``(n_accounts, n_und)``, non-negative, each at most the leg's price risk.
+    """
+    rem = np.array(delta_usd, dtype=np.float64, copy=True)
+    credit = np.zeros_like(rem)
+    for legs, ratios, rate in spreads:
+        sides = np.array([1.0 if i % 2 == 0 else -1.0 for i in range(len(legs))])
+        for direction in (1.0, -1.0):
+            avail = [
+                np.maximum(direction * s * rem[:, c], 0.0) / r
+                for c, r, s in zip(legs, ratios, sides, strict=True)
+            ]
+            n = np.minimum.reduce(avail)
+            for c, r, s in zip(legs, ratios, sides, strict=True):
+                rem[:, c] -= direction * s * n * r
+                credit[:, c] += n * r * wfpr[:, c] * rate
+    out: FloatArray = np.minimum(credit, np.maximum(price_risk, 0.0))
+    return out
+
+
+def _inter_credit(ctx: CreditContext) -> FloatArray:
+    n_acc = ctx.scanning.shape[0]
+    n_und = len(ctx.underlyings)
+    method = str(ctx.params.get("wfpr_method", None, "normal"))
+    if method not in ("normal", "scanrange_cap", "scanrange"):
+        raise ParameterError(
+            f"credit {ctx.params.kind}: wfpr_method must be normal, scanrange_cap or scanrange"
+        )
+    delta_usd = np.zeros((n_acc, n_und))
+    wfpr = np.zeros((n_acc, n_und))
+    price_risk = np.zeros((n_acc, n_und))
+    for u, (cctx, raw) in enumerate(zip(ctx.contexts, ctx.raw_pnl, strict=True)):
+        if cctx is None:
+            continue
+        spot = ctx.market.index_price(ctx.underlyings[u])
+        delta_usd[:, u] = project(cctx.quantities, composite_delta(cctx)[:, None])[:, 0] * spot
+        price_risk[:, u] = scan_decomposition(raw)["price_risk"]
+        psr = price_scan_range(cctx.risk.scenarios) / ctx.usd_rate
+        normal = price_risk[:, u] / np.maximum(np.abs(delta_usd[:, u]), 1e-300)
+        wfpr[:, u] = {
+            "normal": normal,
+            "scanrange_cap": np.minimum(normal, psr),
+            "scanrange": np.full(n_acc, psr),
+        }[method]
+    spreads: list[tuple[tuple[int, ...], tuple[float, ...], float]] = []
+    for item in ctx.params.get("spreads", None, []):
+        try:
+            names = [str(x) for x in item["legs"]]
+            ratios = tuple(float(x) for x in item.get("ratios", [1.0] * len(names)))
+            rate = float(item["rate"])
+        except (KeyError, TypeError, ValueError, AttributeError):
+            raise ParameterError(
+                f"credit {ctx.params.kind}: spreads: each needs legs, rate (and ratios)"
+            ) from None
+        if len(names) < 2 or len(ratios) != len(names) or not 0 <= rate <= 1:
+            raise ParameterError(f"credit {ctx.params.kind}: bad spread {item!r}")
+        if all(x in ctx.underlyings for x in names):
+            spreads.append((tuple(ctx.underlyings.index(x) for x in names), ratios, rate))
+    return inter_commodity_credit(delta_usd, wfpr, price_risk, spreads)
+
+
+def _details(ctx: ChargeContext) -> dict[str, float]:
+    raw = ctx.raw_pnl if ctx.raw_pnl is not None else ctx.scenario_pnl
+    parts = scan_decomposition(raw)
+    out = {k: float(v[0]) for k, v in parts.items()}
+    cd = project(ctx.quantities, composite_delta(ctx)[:, None])[:, 0]
+    out["composite_delta"] = float(cd[0])
+    out["price_scan_range"] = price_scan_range(ctx.risk.scenarios)
+    return out
+
+
+CHARGES["span_intra_commodity"] = intra_commodity_charge
+CHARGES["span_spot"] = spot_charge
+CHARGES["span_short_option_minimum"] = short_option_minimum
+CREDITS["span_inter_commodity"] = _inter_credit
+DETAILS["span16"] = _details
