@@ -119,7 +119,7 @@ def test_som_max_method(demo: MarketSnapshot, tmp_path: pytest.TempPathFactory) 
 
 
 def test_calendar_across_tiers_pays_the_intra_charge(demo: MarketSnapshot) -> None:
-    # Long 1 BTC-13MAR26 future? use the perpetual (tier 0) vs a 27MAR26 future (30 days ->
+    # Long the perpetual (tier 0), short the 27MAR26 future (30 days ->
     # tier 3): spread (0, 3) at 1.24 % of 70,000 per coin = 868 USD.
     book = pm.Portfolio.of({"BTC-PERPETUAL": 1, "BTC-27MAR26": -1})
     r = load_model("span").margin(book, demo)
