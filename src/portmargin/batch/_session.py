@@ -48,7 +48,7 @@ __all__ = ["AccountBook", "BatchResult", "MarginSession"]
 
 _CASH_PREFIX = "cash:"
 _NO_PARAMS = ChargeParams(kind="scanning_risk")
-DEFAULT_CHUNK = 65_536
+DEFAULT_CHUNK = 8_192  # keeps the (chunk, n_scen) temporaries in cache: ~6x faster than 65k
 
 
 def cash_column(currency: str) -> str:
@@ -470,7 +470,7 @@ class MarginSession:
         raws: list[FloatArray] = []
         ctxs: list[ChargeContext | None] = []
         for pr in self.pairs:
-            raw = v[:, pr.start : pr.start + len(pr.scen)]
+            raw = np.ascontiguousarray(v[:, pr.start : pr.start + len(pr.scen)])
             agg = model.aggregate(raw, pr.und, pr.pool, pr.rate)
             raws.append(raw)
             aggs.append(agg)
