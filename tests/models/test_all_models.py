@@ -10,10 +10,21 @@ import portmargin as pm
 from portmargin.models import available_models, load_model
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
+
+
+def _is_portfolio(path: Path) -> bool:
+    # examples/ also holds market files and multi-account files: keep what loads as a book.
+    try:
+        pm.load_portfolio(path)
+    except (pm.PortmarginError, ValueError, OSError):
+        return False
+    return True
+
+
 BOOKS = sorted(
     p
     for p in EXAMPLES.iterdir()
-    if p.suffix in (".json", ".yaml", ".csv") and "market" not in p.name
+    if p.suffix in (".json", ".yaml", ".csv") and "market" not in p.name and _is_portfolio(p)
 )
 
 
