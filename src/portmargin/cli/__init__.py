@@ -11,7 +11,7 @@ import sys
 import click
 import typer
 
-from portmargin.cli import _batch, _margin, _models, _whatif
+from portmargin.cli import _accounts, _batch, _margin, _models, _monitor, _whatif
 from portmargin.cli._common import err_console
 from portmargin.errors import PortmarginError
 
@@ -38,6 +38,8 @@ _margin.register(app)
 _models.register(app)
 _batch.register(app)
 _whatif.register(app)
+_monitor.register(app)
+_accounts.register(app)
 
 
 def main(argv: list[str] | None = None) -> int:

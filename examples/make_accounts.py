@@ -1,0 +1,98 @@
+"""Generate examples/accounts.json: seeded synthetic accounts on the real Deribit chain.
+
+Positions use options listed in both crash-day snapshots (2026-02-04 21:33Z and
+2026-02-05 21:29Z), so ``portmargin monitor --feed replay`` can revalue every account across
+the 5 Feb 2026 sell-off. Each account's cash is sized so its equity is a random multiple
+(1.15-3x, and at least 12,000 USD so it passes the portfolio-margin gate) of its initial margin on the first snapshot: thin cushions fail first.
+
+Usage: ``python examples/make_accounts.py [DATA_DIR] [N] > examples/accounts.json``
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+
+from portmargin.accounts import Account, AccountSettings, evaluate_account
+from portmargin.models import load_model
+from portmargin.monitor import common_instruments, load_crash_day
+
+SEED = 20260205
+DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "deribit_options_2026-02-04_05"
+
+
+def main() -> None:
+    data = Path(sys.argv[1]) if len(sys.argv) > 1 else DATA
+    n = int(sys.argv[2]) if len(sys.argv) > 2 else 300
+    rng = np.random.default_rng(SEED)
+    m0, m1, _ = load_crash_day(data)
+    model = load_model("deribit")
+    settings = AccountSettings()
+    names = common_instruments(m0, m1)
+    by_und: dict[str, list[str]] = {"BTC": [], "ETH": []}
+    for name in names:
+        inst = m0.instrument(name)
+        t = m0.year_fraction(inst.expiry)  # type: ignore[arg-type]
+        k = (inst.strike or 0.0) / m0.forward(inst.underlying, inst.expiry)  # type: ignore[arg-type]
+        if 7 / 365 < t < 0.5 and 0.7 < k < 1.3:
+            by_und[inst.underlying].append(name)
+    accounts = []
+    for i in range(n):
+        und = "BTC" if rng.random() < 0.6 else "ETH"
+        pool = by_und[und]
+        puts = [
+            x for x in pool if x.endswith("-P") and m0.instrument(x).strike < m0.index_price(und)
+        ]  # type: ignore[operator]
+        calls = [
+            x for x in pool if x.endswith("-C") and m0.instrument(x).strike > m0.index_price(und)
+        ]  # type: ignore[operator]
+        size = float(rng.choice([1, 2, 5, 10, 25])) * (1.0 if und == "BTC" else 15.0)
+        kind = rng.choice(["short_put", "strangle", "put_spread", "long_perp", "covered_call"])
+        pos: dict[str, float] = {}
+        if kind == "short_put":
+            pos[str(rng.choice(puts))] = -size
+        elif kind == "strangle":
+            pos[str(rng.choice(puts))] = -size
+            pos[str(rng.choice(calls))] = -size
+        elif kind == "put_spread":
+            a, b = sorted(rng.choice(puts, 2, replace=False), key=lambda x: m0.instrument(x).strike)  # type: ignore[arg-type,return-value]
+            if a != b:
+                pos[str(b)] = -size
+                pos[str(a)] = size
+        elif kind == "long_perp":
+            pos[f"{und}-PERPETUAL"] = size * float(rng.uniform(0.5, 2.0))
+        else:
+            pos[str(rng.choice(calls))] = -size
+        coll = "USDC" if kind == "long_perp" or rng.random() < 0.3 else und
+        probe = Account(f"acct-{i:03d}", pos, {coll: 0.0})
+        im = evaluate_account(
+            probe, m0, model, AccountSettings(min_pm_equity_usd=0.0)
+        ).initial_margin_usd
+        cushion = float(rng.uniform(1.15, 3.0))
+        margin_eq = evaluate_account(probe, m0, model, AccountSettings(min_pm_equity_usd=0.0))
+        need_usd = max(im * cushion, 12_000.0) - margin_eq.margin_equity_usd
+        rate = 1.0 if coll == "USDC" else m0.index_price(und)
+        hc = settings.haircuts.get(coll, 0.0)
+        amount = max(need_usd, 100.0) / (rate * (1.0 - hc))
+        accounts.append(Account(f"acct-{i:03d}", pos, {coll: round(amount, 8)}))
+    doc = {
+        "description": f"{n} synthetic accounts on the 2026-02-04 Deribit chain (seed {SEED})",
+        "generator": "examples/make_accounts.py",
+        "settings": {
+            "haircuts": dict(settings.haircuts),
+            "margin_call_level": settings.margin_call_level,
+            "liquidation_level": settings.liquidation_level,
+            "min_pm_equity_usd": settings.min_pm_equity_usd,
+            "fallback_rule_set": settings.fallback_rule_set,
+        },
+        "accounts": [a.to_dict() for a in accounts],
+    }
+    json.dump(doc, sys.stdout, indent=1)
+    sys.stdout.write("\n")
+
+
+if __name__ == "__main__":
+    main()

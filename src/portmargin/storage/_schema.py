@@ -1,0 +1,114 @@
+"""SQLAlchemy 2 tables of the durable monitor state.
+
+============================  ==========================================================
+``accounts``                  id, current status and margin method
+``balances``                  (account, currency) → amount
+``positions``                 (account, instrument) → quantity in contracts
+``margin_snapshots``          an account's figures after each input event that touched it
+``events``                    every emitted event, unique by (input seq, ordinal)
+``monitor_cursor``            the last committed input sequence number per feed
+============================  ==========================================================
+
+Amounts are USD floats; times are ISO-8601 UTC strings (``...Z``), as in the JSON contract,
+so SQLite and PostgreSQL store and compare them identically.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    Float,
+    ForeignKey,
+    Integer,
+    String,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+__all__ = [
+    "AccountRow",
+    "BalanceRow",
+    "Base",
+    "CursorRow",
+    "EventRow",
+    "PositionRow",
+    "SnapshotRow",
+]
+
+
+class Base(DeclarativeBase):
+    """Declarative base of the storage tables."""
+
+
+class AccountRow(Base):
+    """An account and its last known status."""
+
+    __tablename__ = "accounts"
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    status: Mapped[str] = mapped_column(String(16), default="healthy")
+    method: Mapped[str] = mapped_column(String(16), default="portfolio")
+
+
+class BalanceRow(Base):
+    """One currency balance of an account."""
+
+    __tablename__ = "balances"
+    account_id: Mapped[str] = mapped_column(
+        String(64), ForeignKey("accounts.id", ondelete="CASCADE"), primary_key=True
+    )
+    currency: Mapped[str] = mapped_column(String(8), primary_key=True)
+    amount: Mapped[float] = mapped_column(Float)
+
+
+class PositionRow(Base):
+    """One net position of an account."""
+
+    __tablename__ = "positions"
+    account_id: Mapped[str] = mapped_column(
+        String(64), ForeignKey("accounts.id", ondelete="CASCADE"), primary_key=True
+    )
+    instrument: Mapped[str] = mapped_column(String(64), primary_key=True)
+    quantity: Mapped[float] = mapped_column(Float)
+
+
+class SnapshotRow(Base):
+    """Margin figures of one account after one input event."""
+
+    __tablename__ = "margin_snapshots"
+    __table_args__ = (UniqueConstraint("seq", "account_id", name="uq_snapshot_seq_account"),)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    seq: Mapped[int] = mapped_column(BigInteger, index=True)
+    account_id: Mapped[str] = mapped_column(String(64), index=True)
+    market_time: Mapped[str] = mapped_column(String(40))
+    method: Mapped[str] = mapped_column(String(16))
+    initial_margin: Mapped[float] = mapped_column(Float)
+    maintenance_margin: Mapped[float] = mapped_column(Float)
+    equity: Mapped[float] = mapped_column(Float)
+    margin_ratio: Mapped[float | None] = mapped_column(Float, nullable=True)
+    status: Mapped[str] = mapped_column(String(16))
+
+
+class EventRow(Base):
+    """An emitted event (margin call, liquidation, healthy, rejected, accepted)."""
+
+    __tablename__ = "events"
+    __table_args__ = (UniqueConstraint("seq", "ordinal", name="uq_event_seq_ordinal"),)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    seq: Mapped[int] = mapped_column(BigInteger, index=True)
+    ordinal: Mapped[int] = mapped_column(Integer)
+    kind: Mapped[str] = mapped_column(String(24), index=True)
+    account_id: Mapped[str | None] = mapped_column(String(64), nullable=True, index=True)
+    market_time: Mapped[str] = mapped_column(String(40))
+    payload: Mapped[str] = mapped_column(Text)
+
+
+class CursorRow(Base):
+    """Last committed input sequence number of a feed (the resume point)."""
+
+    __tablename__ = "monitor_cursor"
+    feed: Mapped[str] = mapped_column(String(64), primary_key=True)
+    last_seq: Mapped[int] = mapped_column(BigInteger)
+    market_time: Mapped[str] = mapped_column(String(40))
+    finished: Mapped[bool] = mapped_column(Boolean, default=False)
