@@ -1,13 +1,19 @@
-"""Shared fixtures: the optional real-data folder ../shared/data next to the repository."""
+"""Shared fixtures: the optional real-data folder ../shared/data next to the repository.
+
+Fixtures used by one test folder live here too: mypy sees every ``conftest.py`` as the same
+module, so the suite keeps a single one.
+"""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 SHARED_DATA = REPO_ROOT.parent / "shared" / "data"
+CRASH = "deribit_options_2026-02-04_05"
 
 
 @pytest.fixture(scope="session")
@@ -16,3 +22,22 @@ def shared_data() -> Path:
     if not SHARED_DATA.is_dir():
         pytest.skip("../shared/data is not present")
     return SHARED_DATA
+
+
+@pytest.fixture(scope="session")
+def crash_dir(shared_data: Path) -> Path:
+    """The two Deribit chains across the 2026-02-05 crash (monitor replay tests)."""
+    path = shared_data / CRASH
+    if not path.is_dir():
+        pytest.skip(f"{CRASH} is not present")
+    return path
+
+
+@pytest.fixture(scope="session")
+def small_accounts(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The first 30 accounts of examples/accounts.json, as a file (monitor tests)."""
+    doc = json.loads((REPO_ROOT / "examples" / "accounts.json").read_text())
+    doc["accounts"] = doc["accounts"][:30]
+    out = tmp_path_factory.mktemp("accts") / "accounts.json"
+    out.write_text(json.dumps(doc))
+    return out

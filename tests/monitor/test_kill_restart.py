@@ -48,7 +48,9 @@ def _reference(accounts: Path, crash_dir: Path, db: str) -> list[tuple[object, .
     store.save_accounts(accts)
     feed = ReplayFeed(crash_dir, steps=STEPS)
     Monitor(store, load_model("deribit"), settings, feed_name=feed.name).run(feed)
-    out = [(e.seq, e.ordinal, e.kind, e.account_id, e.payload) for e in store.events()]
+    out: list[tuple[object, ...]] = [
+        (e.seq, e.ordinal, e.kind, e.account_id, e.payload) for e in store.events()
+    ]
     store.close()
     return out
 
@@ -90,7 +92,9 @@ def _kill_and_resume(accounts: Path, crash_dir: Path, db: str, log: Path) -> Non
 
 def _events(db: str) -> list[tuple[object, ...]]:
     store = open_store(db)
-    out = [(e.seq, e.ordinal, e.kind, e.account_id, e.payload) for e in store.events()]
+    out: list[tuple[object, ...]] = [
+        (e.seq, e.ordinal, e.kind, e.account_id, e.payload) for e in store.events()
+    ]
     store.close()
     return out
 

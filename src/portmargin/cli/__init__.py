@@ -8,10 +8,9 @@ from __future__ import annotations
 
 import sys
 
-import click
 import typer
 
-from portmargin.cli import _accounts, _batch, _margin, _models, _monitor, _whatif
+from portmargin.cli import _accounts, _batch, _demo, _margin, _models, _monitor, _rules, _whatif
 from portmargin.cli._common import err_console
 from portmargin.errors import PortmarginError
 
@@ -34,7 +33,9 @@ def _root(
     del debug
 
 
+_demo.register(app)
 _margin.register(app)
+_rules.register(app)
 _models.register(app)
 _batch.register(app)
 _whatif.register(app)
@@ -43,24 +44,23 @@ _accounts.register(app)
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Entry point: run the CLI, turning expected errors into one line and exit code 2."""
+    """Entry point: run the CLI, turning expected errors into one line and exit code 2.
+
+    Usage errors are reported by typer itself (exit code 2); a :class:`PortmarginError`
+    (bad file, field or parameter) prints one line; ``--debug`` re-raises with a traceback.
+    """
     args = list(sys.argv[1:] if argv is None else argv)
     debug = "--debug" in args
     try:
-        app(args=args, prog_name="portmargin", standalone_mode=False)
+        app(args=args, prog_name="portmargin", standalone_mode=True)
+    except SystemExit as exc:
+        code = exc.code
+        return code if isinstance(code, int) else (0 if code is None else 1)
     except PortmarginError as exc:
         if debug:
             raise
         err_console.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
         return 2
-    except click.exceptions.Exit as exc:
-        return int(exc.exit_code)
-    except click.ClickException as exc:
-        exc.show()
-        return exc.exit_code
-    except click.exceptions.Abort:
-        err_console.print("aborted")
-        return 130
     except (OSError, ValueError) as exc:
         if debug:
             raise

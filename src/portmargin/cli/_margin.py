@@ -1,4 +1,4 @@
-"""``portmargin margin`` and ``portmargin demo``."""
+"""``portmargin margin``."""
 
 from __future__ import annotations
 
@@ -18,9 +18,7 @@ from portmargin.cli._common import (
 )
 from portmargin.errors import InputError
 from portmargin.margin import margin
-from portmargin.market import MarketSnapshot, demo_market
 from portmargin.models import MarginResult, load_model
-from portmargin.portfolio import Portfolio
 
 __all__ = ["derive_case_dict", "meaning", "register", "render_result"]
 
@@ -221,17 +219,8 @@ def _signed(value: float, ccy: str) -> str:
     return f"[red]{text}[/]" if value < 0 else f"[green]{text}[/]"
 
 
-EXAMPLES = Path(__file__).resolve().parents[3] / "examples"
-
-
-def _demo_portfolios() -> list[tuple[str, Portfolio]]:
-    from portmargin.examples import seed_portfolios
-
-    return seed_portfolios()
-
-
 def register(app: typer.Typer) -> None:
-    """Attach ``margin`` and ``demo`` to ``app``."""
+    """Attach ``margin`` to ``app``."""
 
     @app.command("margin")
     def margin_cmd(
@@ -283,50 +272,3 @@ def register(app: typer.Typer) -> None:
                 title=f"{book.name} on {snap.source} @ {result.valuation_time}",
                 explain=explain,
             )
-
-    @app.command("demo")
-    def demo_cmd() -> None:
-        """The seed document's example portfolios, margined on the built-in demo market."""
-        snap: MarketSnapshot = demo_market()
-        console.print(
-            "[bold]portmargin demo[/] - BTC 70,000 / ETH 3,500 USD demo market, "
-            f"valuation {snap.valuation_time:%Y-%m-%d %H:%M} UTC\n"
-        )
-        models = [load_model("deribit"), load_model("deribit", cross=True), load_model("span16")]
-        for name, book in _demo_portfolios():
-            t = Table(title=name, title_justify="left", header_style="bold")
-            for col in (
-                "model",
-                "ccy",
-                "initial",
-                "maintenance",
-                "equity",
-                "IM in USD",
-                "binding scenario",
-            ):
-                t.add_column(
-                    col, justify="left" if col in ("model", "ccy", "binding scenario") else "right"
-                )
-            for mdl in models:
-                r = margin(book, snap, mdl)
-                usd = r.initial_margin * (
-                    snap.index_price(r.currency) if r.currency in snap.underlyings else 1.0
-                )
-                w = r.worst_scenario
-                binding = (
-                    "-"
-                    if w is None
-                    else f"{w.underlying} {w.price_move:+.1%} vol {w.vol_shock:+.0%}"
-                )
-                label = mdl.name + (" (cross)" if mdl.cross and mdl.name == "deribit" else "")
-                t.add_row(
-                    label,
-                    r.currency,
-                    fmt_amount(r.initial_margin, r.currency),
-                    fmt_amount(r.maintenance_margin, r.currency),
-                    fmt_amount(r.equity, r.currency),
-                    f"{usd:,.0f}",
-                    binding,
-                )
-            console.print(t)
-            console.print()
