@@ -26,6 +26,7 @@ from typing import Any, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from portmargin._toml import deep_merge
 from portmargin.errors import ParameterError
 from portmargin.scenarios import VolShock, VolShockMode
 
@@ -176,16 +177,6 @@ def _read_toml(path: Path | str, text: str) -> dict[str, Any]:
         raise ParameterError(f"{path}: bad TOML ({exc})") from None
 
 
-def _deep_merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
-    out = dict(base)
-    for key, value in over.items():
-        if isinstance(value, dict) and isinstance(out.get(key), dict):
-            out[key] = _deep_merge(out[key], value)
-        else:
-            out[key] = value
-    return out
-
-
 def load_model_params(
     name_or_path: str | Path, *, overrides: Path | str | None = None
 ) -> ModelParams:
@@ -221,7 +212,7 @@ def load_model_params(
         opath = Path(overrides)
         if not opath.is_file():
             raise ParameterError(f"{opath}: file not found")
-        data = _deep_merge(data, _read_toml(opath, opath.read_text(encoding="utf-8")))
+        data = deep_merge(data, _read_toml(opath, opath.read_text(encoding="utf-8")))
         source = f"{source} + {opath}"
     try:
         return ModelParams.model_validate(data)

@@ -18,6 +18,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from portmargin._toml import deep_merge
 from portmargin.errors import ParameterError
 
 __all__ = [
@@ -141,16 +142,6 @@ class RuleSet(_Frozen):
         return self.futures.get(underlying, self.futures["default"])
 
 
-def _merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
-    out = dict(base)
-    for key, value in over.items():
-        if isinstance(value, dict) and isinstance(out.get(key), dict):
-            out[key] = _merge(out[key], value)
-        else:
-            out[key] = value
-    return out
-
-
 def _read_builtin(name: str) -> dict[str, Any]:
     text = (
         resources.files("portmargin.rules").joinpath("params").joinpath(f"{name}.toml").read_text()
@@ -197,5 +188,5 @@ def load_rule_set(name_or_path: str | Path) -> RuleSet:
     if base is not None:
         if base not in BUILTIN_RULE_SETS:
             raise ParameterError(f"{path}: field `base`: unknown built-in rule set {base!r}")
-        data = _merge(_read_builtin(str(base)), data)
+        data = deep_merge(_read_builtin(str(base)), data)
     return _validate(data, str(path))
