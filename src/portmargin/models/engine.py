@@ -600,23 +600,6 @@ class MarginModel:
             in_usd=pool == USD,
         )
 
-    def _aggregate(self, vec: FloatArray, scen: ScenarioSet, pool: str, rate: float) -> FloatArray:
-        cp = self.params.currency(pool)
-        cap = cp.max_offsetable_pnl / rate if rate > 0 else 0.0
-        agg = np.minimum(vec, 0.0) + cp.pnl_offset * np.minimum(np.maximum(vec, 0.0), cap)
-        ext = np.array([g == "extended" for g in scen.groups])
-        if ext.any() and cp.extended_dampener > 0:
-            pr = self.params.underlying("default").price_range
-            pr = float(np.max(np.abs(scen.price_moves[~ext]))) or pr
-            m = scen.price_moves
-            sign = np.sign(m)
-            damp_usd = (np.maximum(np.abs(m) / pr, 1.0) - 1.0) * cp.extended_dampener
-            damp = damp_usd / (rate * (1.0 + sign * pr)) if pool != USD else damp_usd
-            lift = np.where(ext & (agg < 0), np.minimum(damp, -agg), 0.0)
-            agg = agg + lift
-        out: FloatArray = agg
-        return out
-
     def _combine(
         self,
         pools: list[PoolResult],

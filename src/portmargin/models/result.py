@@ -6,7 +6,37 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-__all__ = ["MarginResult", "PoolResult", "PositionLine", "ScenarioLine", "UnderlyingResult"]
+__all__ = [
+    "Excess",
+    "MarginResult",
+    "PoolResult",
+    "PositionLine",
+    "ScenarioLine",
+    "UnderlyingResult",
+]
+
+
+class Excess:
+    """``excess = equity − requirement`` for any result carrying those three figures.
+
+    A slot-free mixin for frozen dataclasses, so every result derives its excess the same
+    way instead of storing it (reference/README.md: requirement, equity, excess).
+    """
+
+    __slots__ = ()
+    equity: float
+    initial_margin: float
+    maintenance_margin: float
+
+    @property
+    def initial_excess(self) -> float:
+        """Equity − initial margin."""
+        return self.equity - self.initial_margin
+
+    @property
+    def maintenance_excess(self) -> float:
+        """Equity − maintenance margin."""
+        return self.equity - self.maintenance_margin
 
 
 @dataclass(frozen=True, slots=True)
@@ -87,7 +117,7 @@ class UnderlyingResult:
 
 
 @dataclass(frozen=True, slots=True)
-class PoolResult:
+class PoolResult(Excess):
     """Margin of one margin currency (a settlement currency, or USD in cross mode).
 
     ``components`` add up to the requirement before the I/M multipliers:
@@ -106,16 +136,6 @@ class PoolResult:
     details: Mapping[str, float] = field(default_factory=dict)
     im_only_components: tuple[str, ...] = ()
 
-    @property
-    def initial_excess(self) -> float:
-        """Equity − initial margin."""
-        return self.equity - self.initial_margin
-
-    @property
-    def maintenance_excess(self) -> float:
-        """Equity − maintenance margin."""
-        return self.equity - self.maintenance_margin
-
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready mapping."""
         return {
@@ -133,7 +153,7 @@ class PoolResult:
 
 
 @dataclass(frozen=True, slots=True)
-class MarginResult:
+class MarginResult(Excess):
     """The margin of a portfolio under one model.
 
     Amounts are in ``currency``: the single margin currency when there is one, otherwise
@@ -156,16 +176,6 @@ class MarginResult:
     by_underlying: tuple[UnderlyingResult, ...]
     by_currency: tuple[PoolResult, ...]
     notes: tuple[str, ...] = field(default=())
-
-    @property
-    def initial_excess(self) -> float:
-        """Equity − initial margin."""
-        return self.equity - self.initial_margin
-
-    @property
-    def maintenance_excess(self) -> float:
-        """Equity − maintenance margin."""
-        return self.equity - self.maintenance_margin
 
     def to_dict(self) -> dict[str, Any]:
         """The public JSON contract of ``portmargin margin --format json`` (docs/json.md)."""

@@ -21,6 +21,7 @@ from types import MappingProxyType
 
 from portmargin.errors import InputError
 from portmargin.instruments import STABLE_CURRENCIES, Instrument, InstrumentKind
+from portmargin.models.result import Excess
 from portmargin.rules._book import Book, Leg, LegKind, naked_usd
 from portmargin.rules._market import RulesMarket
 from portmargin.rules._params import RuleSet
@@ -74,7 +75,7 @@ class StrategyGroup:
 
 
 @dataclass(frozen=True, slots=True)
-class PoolResult:
+class PoolResult(Excess):
     """Figures of one settlement pool, in its own currency.
 
     ``maintenance_strategies`` is the decomposition minimising maintenance margin, which can
@@ -93,16 +94,6 @@ class PoolResult:
     all_naked_initial_margin: float
     strategies: tuple[StrategyGroup, ...]
     maintenance_strategies: tuple[StrategyGroup, ...]
-
-    @property
-    def initial_excess(self) -> float:
-        """Equity − initial margin."""
-        return self.equity - self.initial_margin
-
-    @property
-    def maintenance_excess(self) -> float:
-        """Equity − maintenance margin."""
-        return self.equity - self.maintenance_margin
 
     def to_dict(self) -> dict[str, object]:
         """JSON-ready mapping."""
