@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from portmargin.accounts import load_accounts
+from portmargin.accounts import evaluate_account, load_accounts
 from portmargin.cli import main
 from portmargin.models import load_model
 from portmargin.monitor import (
@@ -139,3 +139,53 @@ def test_bad_input_is_rejected_recorded_and_nothing_changes(
     assert out is not None
     assert out[0]["kind"] == "deposit"
     assert mon.accounts[acct].balances["USDC"] == before_accounts[acct].balances.get("USDC", 0) + 1
+
+
+def _assert_same_as_engine(mon: Monitor, accounts: list[str]) -> int:
+    """The monitor's figures equal the single-account engine path at its market state."""
+    assert mon.market is not None
+    checked = 0
+    for acct_id in accounts:
+        got = mon.margins[acct_id]
+        ref = evaluate_account(mon.accounts[acct_id], mon.market, mon.model, mon.settings)
+        assert got.method == ref.method
+        for name in ("initial_margin_usd", "maintenance_margin_usd", "equity_usd"):
+            assert getattr(got, name) == pytest.approx(getattr(ref, name), rel=1e-9, abs=1e-7)
+        assert got.status is ref.status
+        checked += 1
+    return checked
+
+
+def test_vectorised_pass_equals_the_engine_for_every_account(
+    replayed: tuple[Monitor, Path],
+) -> None:
+    # After the last step every underlying was updated at the same time, so each account's
+    # last figures must be the engine's at the final market (30 accounts, all of them).
+    mon, _ = replayed
+    assert _assert_same_as_engine(mon, list(mon.margins)) == len(mon.accounts)
+
+
+def test_trade_in_a_new_instrument_grows_the_universe_and_keeps_figures(
+    crash_dir: Path, small_accounts: Path, tmp_path: Path
+) -> None:
+    accts, settings = load_accounts(small_accounts)
+    store = open_store(f"sqlite:///{tmp_path / 'm.db'}")
+    store.save_accounts(accts)
+    feed = ReplayFeed(crash_dir, steps=2)
+    mon = Monitor(store, load_model("deribit"), settings, feed_name=feed.name)
+    mon.run(feed)
+    assert mon.market is not None
+    assert mon.session is not None
+    held = set(mon.session.instruments)
+    new = next(n for n in mon.market.option_names("ETH") if n not in held)
+    acct = max(mon.accounts, key=lambda a: mon.margins[a].excess_usd)
+    assert mon.feed_time is not None
+    out = mon.process(
+        AccountChange(mon.last_seq + 1, mon.feed_time, "trade", acct, instrument=new, quantity=1)
+    )
+    assert out is not None
+    assert out[0]["kind"] == "trade", out
+    assert new in mon.session.instruments
+    assert mon.accounts[acct].positions[new] == 1
+    # Every account is re-margined on the grown session; all still equal the engine.
+    assert _assert_same_as_engine(mon, list(mon.margins)) == len(mon.accounts)

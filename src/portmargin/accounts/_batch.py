@@ -1,89 +1,51 @@
-r"""Margin many accounts at one market state with shared, cached risk arrays.
+r"""Margin many accounts at one market state in one vectorised pass.
 
-The expensive step of a margin run is the risk array: a full Black-76 revaluation of every
-instrument under every scenario. :class:`BatchMargin` computes it **once per underlying** for
-the union of the instruments any account holds (one vectorised call each) and hands each
-account's rows to the engine, whose :meth:`MarginModel.margin` then only does the
-``q @ RA`` products, aggregation and charges. Because it is the engine's own code path on
-row-slices of the same arrays, the figures equal ``portmargin margin`` exactly (row values of
-a risk array do not depend on which other rows are computed with them).
+:class:`BatchMargin` puts accounts on a :class:`~portmargin.batch.MarginSession` whose
+instrument universe is the union of what the accounts hold: the risk arrays are computed
+**once per underlying** for that universe, the accounts become the rows of one sparse
+quantity matrix (positions and balances), and the whole set is margined by the session's
+sparse product and vectorised charges, with no Python loop over accounts or positions.
+The session's figures per pool are then converted to USD (``Σ_pools x_pool·usd_rate_pool``,
+as :func:`~portmargin.accounts.margin_usd` does for one engine result) and finished per
+account: haircuts, the qualification gate (ineligible accounts go to the rules-based
+fallback, the only per-account computation) and the status.
 
-``arrays`` can be kept between calls (the monitor keeps them per underlying and recomputes
-only the arrays of an underlying whose market moved).
+The figures equal :func:`~portmargin.accounts.evaluate_account` (the engine's
+``MarginModel.margin``, i.e. ``portmargin margin``) to rounding; tests hold them to 1e-9.
 """
 
 from __future__ import annotations
 
-import dataclasses
-from collections.abc import Mapping, MutableMapping, Sequence
-from typing import Any
+from collections.abc import Iterable, Mapping, MutableMapping, Sequence
 
 import numpy as np
 
-from portmargin.accounts._account import (
-    Account,
-    AccountMargin,
-    AccountSettings,
-    finish,
-    margin_usd,
-)
+from portmargin.accounts._account import Account, AccountMargin, AccountSettings, finish, usd_rate
+from portmargin.batch import AccountBook, BatchResult, MarginSession
 from portmargin.errors import InputError, PortmarginError
-from portmargin.instruments import Instrument
 from portmargin.market.snapshot import MarketSnapshot
 from portmargin.models import MarginModel
-from portmargin.risk import InstrumentTable, RiskArray
+from portmargin.risk import RiskArray
 
-__all__ = ["BatchMargin", "slice_risk_array"]
+__all__ = ["BatchMargin", "canonical_positions"]
 
 
-def _slice_fields(obj: Any, idx: np.ndarray[Any, Any], n: int) -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for f in dataclasses.fields(obj):
-        value = getattr(obj, f.name)
-        if isinstance(value, np.ndarray) and value.ndim >= 1 and value.shape[0] == n:
-            out[f.name] = value[idx]
-        elif isinstance(value, tuple) and len(value) == n and f.name == "instruments":
-            out[f.name] = tuple(value[i] for i in idx.tolist())
-        else:
-            out[f.name] = value
+def canonical_positions(account: Account, market: MarketSnapshot) -> dict[str, float]:
+    """The account's positions under the market's canonical instrument names (summed).
+
+    Raises
+    ------
+    InputError
+        For a name the market cannot resolve, naming the account.
+    """
+    out: dict[str, float] = {}
+    for name, qty in account.positions.items():
+        try:
+            key = market.instrument(name).name
+        except PortmarginError as exc:
+            raise InputError(f"{account.account_id}: positions: {exc}") from None
+        out[key] = out.get(key, 0.0) + qty
     return out
-
-
-def slice_risk_array(arr: RiskArray, rows: Sequence[int]) -> RiskArray:
-    """The risk array of a subset of ``arr``'s instruments (rows in the given order)."""
-    n = len(arr.table.instruments)
-    idx = np.asarray(rows, dtype=np.int64)
-    table = InstrumentTable(**_slice_fields(arr.table, idx, n))
-    fields = _slice_fields(arr, idx, n)
-    fields["table"] = table
-    return RiskArray(**fields)
-
-
-class _CachedModel(MarginModel):
-    """The same model, taking risk-array rows from a per-underlying cache."""
-
-    def __init__(self, base: MarginModel, cache: Mapping[str, RiskArray]) -> None:
-        super().__init__(base.params, cross=base.cross)
-        self._cache = cache
-        self._rows = {
-            und: {inst.name: r for r, inst in enumerate(arr.table.instruments)}
-            for und, arr in cache.items()
-        }
-
-    def risk_arrays(
-        self, instruments: Sequence[Instrument], market: MarketSnapshot
-    ) -> dict[str, RiskArray]:
-        groups: dict[str, list[Instrument]] = {}
-        for inst in instruments:
-            groups.setdefault(inst.underlying, []).append(inst)
-        out: dict[str, RiskArray] = {}
-        for und, insts in groups.items():
-            rows = self._rows.get(und, {})
-            if und in self._cache and all(x.name in rows for x in insts):
-                out[und] = slice_risk_array(self._cache[und], [rows[x.name] for x in insts])
-            else:
-                out.update(super().risk_arrays(insts, market))
-        return out
 
 
 class BatchMargin:
@@ -93,30 +55,57 @@ class BatchMargin:
         self.model = model
         self.settings = settings
 
-    def risk_arrays(
-        self,
-        accounts: Sequence[Account],
-        market: MarketSnapshot,
-        *,
-        underlyings: set[str] | None = None,
-    ) -> dict[str, RiskArray]:
-        """Risk arrays per underlying for every instrument any of ``accounts`` holds.
-
-        Raises
-        ------
-        InputError
-            For an instrument the market cannot resolve (naming the account).
-        """
-        insts: dict[str, Instrument] = {}
+    @staticmethod
+    def universe(accounts: Iterable[Account], market: MarketSnapshot) -> tuple[str, ...]:
+        """Sorted canonical names of every instrument any of ``accounts`` holds."""
+        names: set[str] = set()
         for a in accounts:
-            for name in a.positions:
-                try:
-                    inst = market.instrument(name)
-                except PortmarginError as exc:
-                    raise InputError(f"{a.account_id}: positions: {exc}") from None
-                if underlyings is None or inst.underlying in underlyings:
-                    insts[inst.name] = inst
-        return self.model.risk_arrays(list(insts.values()), market)
+            names.update(canonical_positions(a, market))
+        return tuple(sorted(names))
+
+    def session(
+        self,
+        market: MarketSnapshot,
+        universe: Sequence[str],
+        arrays: Mapping[str, RiskArray] | None = None,
+    ) -> MarginSession:
+        """A session on ``market`` over ``universe``, reusing matching ``arrays``.
+
+        A risk array in ``arrays`` is reused when it covers exactly the universe's
+        instruments of its underlying (in universe order); the others are computed on
+        ``market``. An empty universe (cash-only accounts) falls back to the session's
+        default universe, the market's quoted instruments.
+        """
+        return MarginSession(market, self.model, tuple(universe), dict(arrays or {}))
+
+    @staticmethod
+    def book(
+        session: MarginSession, accounts: Sequence[Account], market: MarketSnapshot
+    ) -> AccountBook:
+        """The accounts as rows of ``session``'s sparse quantity matrix (positions + cash)."""
+        positions = {a.account_id: canonical_positions(a, market) for a in accounts}
+        cash = {a.account_id: dict(a.balances) for a in accounts}
+        book = session.book_from_positions(positions, cash)
+        if len(book) != len(accounts):
+            raise InputError("accounts: duplicate account ids in one batch")
+        return book
+
+    def figures(
+        self, accounts: Sequence[Account], result: BatchResult, market: MarketSnapshot
+    ) -> list[AccountMargin]:
+        """Finish the session figures of ``accounts`` (rows of ``result``, same order).
+
+        ``IM, MM, equity (USD) = Σ_pools x_pool·usd_rate_pool``, then haircuts, gate and
+        status per account (:func:`~portmargin.accounts._account.finish`).
+        """
+        rates = np.array([usd_rate(p, market) for p in result.pools])
+        im = result.initial_margin @ rates
+        mm = result.maintenance_margin @ rates
+        eq = result.equity @ rates
+        return [
+            finish(a, market, self.settings, (float(im[k]), float(mm[k]), float(eq[k])))
+            for k, a in enumerate(accounts)
+        ]
 
     def evaluate(
         self,
@@ -124,27 +113,25 @@ class BatchMargin:
         market: MarketSnapshot,
         arrays: MutableMapping[str, RiskArray] | None = None,
     ) -> list[AccountMargin]:
-        """Margin every account (same order) on ``market``.
+        """Margin every account (same order) on ``market`` in one vectorised pass.
 
         Parameters
         ----------
         accounts
-            The accounts.
+            The accounts (distinct ids).
         market
             The market state.
         arrays
-            Cached risk arrays per underlying computed on ``market`` (missing ones are
-            computed and, if the mapping is given, stored in it).
+            Risk arrays per underlying computed on ``market``, reused where they cover the
+            accounts' instruments; the arrays used are stored back into the mapping.
+
+        Raises
+        ------
+        InputError
+            For an instrument the market cannot resolve (naming the account).
         """
-        cache: MutableMapping[str, RiskArray] = {} if arrays is None else arrays
-        needed = {market.instrument(n).underlying for a in accounts for n in a.positions} - set(
-            cache
-        )
-        if needed:
-            cache.update(self.risk_arrays(accounts, market, underlyings=needed))
-        model = _CachedModel(self.model, cache)
-        out: list[AccountMargin] = []
-        for a in accounts:
-            result = model.margin(a.portfolio(), market)
-            out.append(finish(a, market, self.settings, margin_usd(result)))
-        return out
+        session = self.session(market, self.universe(accounts, market), arrays)
+        if arrays is not None:
+            arrays.update(session.arrays)
+        book = self.book(session, accounts, market)
+        return self.figures(accounts, session.margin(book), market)

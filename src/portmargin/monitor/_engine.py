@@ -31,11 +31,15 @@ from __future__ import annotations
 import math
 import time as _time
 from collections import deque
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Collection, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+import numpy as np
+import scipy.sparse as sp
+
+from portmargin._types import IntArray
 from portmargin.accounts import (
     BALANCE_CURRENCIES,
     Account,
@@ -45,6 +49,8 @@ from portmargin.accounts import (
     instrument_known,
     trade_cash,
 )
+from portmargin.accounts._batch import canonical_positions
+from portmargin.batch import AccountBook, BatchResult, MarginSession, cash_column
 from portmargin.errors import PortmarginError
 from portmargin.instruments import STABLE_CURRENCIES, expiry_code
 from portmargin.market.snapshot import MarketSnapshot, OptionQuote, UnderlyingQuote, build_market
@@ -120,7 +126,10 @@ class Monitor:
         self.statuses: dict[str, str] = store.statuses()
         self.margins: dict[str, AccountMargin] = {}
         self.states: dict[str, MarketUpdate] = {}
-        self.arrays: dict[str, RiskArray] = {}
+        self.session: MarginSession | None = None
+        self.book: AccountBook | None = None
+        self.result: BatchResult | None = None
+        self._rows: dict[str, int] = {}
         self.market: MarketSnapshot | None = None
         cursor = store.cursor(feed_name)
         self.last_seq = cursor.last_seq if cursor else 0
@@ -138,26 +147,63 @@ class Monitor:
             source=self.feed_name,
         )
 
-    def _underlying_arrays(
-        self, und: str, states: Mapping[str, MarketUpdate], snap: MarketSnapshot | None = None
-    ) -> dict[str, RiskArray]:
-        """Risk arrays of ``und`` for every held instrument, at ``und``'s own update time."""
-        if snap is None or snap.valuation_time != states[und].time:
-            snap = self._snapshot(states, states[und].time)
-        return self.batch.risk_arrays(list(self.accounts.values()), snap, underlyings={und})
-
     def _exposures(self, a: Account, snap: MarketSnapshot) -> set[str]:
         unds = {snap.instrument(n).underlying for n in a.positions}
         unds |= {c for c in a.balances if c not in STABLE_CURRENCIES}
         return unds
 
-    def _evaluate(
-        self, accounts: list[Account], snap: MarketSnapshot, arrays: dict[str, RiskArray]
-    ) -> list[AccountMargin]:
-        for und in {snap.instrument(n).underlying for a in accounts for n in a.positions}:
-            if und not in arrays and und in self.states:
-                arrays.update(self._underlying_arrays(und, self.states))
-        return self.batch.evaluate(accounts, snap, arrays)
+    def _session(
+        self,
+        states: Mapping[str, MarketUpdate],
+        snap: MarketSnapshot,
+        universe: tuple[str, ...],
+        moved: Collection[str] = (),
+    ) -> MarginSession:
+        """A session over ``universe`` on ``snap``, each underlying valued at its own time.
+
+        The current session's risk array of an underlying is reused when that underlying
+        has not ``moved`` and the universe's instruments on it are unchanged; any other is
+        computed on a snapshot at the underlying's last update time.
+        """
+        old = self.session.arrays if self.session is not None else {}
+        names: dict[str, list[str]] = {}
+        for n in universe:
+            names.setdefault(snap.instrument(n).underlying, []).append(n)
+        arrays: dict[str, RiskArray] = {}
+        for und, group in names.items():
+            have = old.get(und)
+            if und not in moved and have is not None and have.table.names == tuple(group):
+                arrays[und] = have
+                continue
+            at = snap if states[und].time == snap.valuation_time else None
+            at = at or self._snapshot(states, states[und].time)
+            arrays[und] = self.model.risk_arrays([at.instrument(n) for n in group], at)[und]
+        return self.batch.session(snap, universe, arrays)
+
+    def _rebuild(
+        self, states: Mapping[str, MarketUpdate], snap: MarketSnapshot, moved: Collection[str]
+    ) -> tuple[MarginSession, AccountBook, BatchResult]:
+        """Session, book and result of every account whose underlyings all have data."""
+        ready = [a for a in self.accounts.values() if self._exposures(a, snap) <= set(states)]
+        session = self._session(states, snap, self.batch.universe(ready, snap), moved)
+        book = self.batch.book(session, ready, snap)
+        return session, book, session.margin(book)
+
+    def _holding(self, session: MarginSession, book: AccountBook, und: str) -> IntArray:
+        """Rows of ``book`` exposed to ``und``: a position on it or a balance in it."""
+        arr = session.arrays.get(und)
+        cols = [session.index[n] for n in arr.table.names] if arr is not None else []
+        if cash_column(und) in session.index:
+            cols.append(session.index[cash_column(und)])
+        mask = np.zeros(len(session.columns))
+        mask[cols] = 1.0
+        q = book.quantities
+        held = sp.csr_array((np.ones_like(q.data), q.indices, q.indptr), shape=q.shape)
+        return np.flatnonzero(held @ mask).astype(np.int64)
+
+    def _adopt(self, session: MarginSession, book: AccountBook, result: BatchResult) -> None:
+        self.session, self.book, self.result = session, book, result
+        self._rows = {a: i for i, a in enumerate(book.accounts)}
 
     # -- processing ---------------------------------------------------------------------
     def process(self, item: FeedItem) -> list[dict[str, Any]] | None:
@@ -170,11 +216,12 @@ class Monitor:
             self.stats.skipped += 1
             return None
         if self.market is None and self.states:
-            # Resumed: rebuild the market from the replayed prefix (no output).
-            self.market = self._snapshot(self.states, max(s.time for s in self.states.values()))
-            self.arrays = {}
-            for und in self.states:
-                self.arrays.update(self._underlying_arrays(und, self.states))
+            # Resumed: rebuild the market and every account's margin from the replayed
+            # prefix (no output: those figures were committed before the restart).
+            self.session = None
+            snap = self._snapshot(self.states, max(s.time for s in self.states.values()))
+            self._adopt(*self._rebuild(self.states, snap, self.states))
+            self.market = snap
         try:
             if isinstance(item, Malformed):
                 raise _RejectedError(f"malformed feed line: {item.reason}")
@@ -231,18 +278,30 @@ class Monitor:
         problem = self._market_problem(item)
         if problem is not None:
             raise _RejectedError(problem)
-        states = {**self.states, item.underlying: item}
+        und = item.underlying
+        states = {**self.states, und: item}
         try:
             snap = self._snapshot(states, item.time)
-            und = item.underlying
-            arrays = {k: v for k, v in self.arrays.items() if k != und}
-            arrays.update(self._underlying_arrays(und, states, snap))
-            touched = [
-                a
-                for a in self.accounts.values()
-                if und in (exp := self._exposures(a, snap)) and exp <= set(states)
-            ]
-            margins = self.batch.evaluate(touched, snap, arrays)
+            if (
+                self.session is None
+                or self.book is None
+                or self.result is None
+                or (und not in self.states)
+            ):
+                # First data of an underlying: more accounts may now be margined.
+                session, book, result = self._rebuild(states, snap, {und})
+                idx = self._holding(session, book, und)
+                part = result.take(idx)
+            else:
+                # One vectorised pass over the accounts exposed to the moved underlying.
+                session = self.session.with_market(snap, moved={und})
+                book = self.book
+                idx = self._holding(session, book, und)
+                sub = AccountBook([book.accounts[int(i)] for i in idx], book.quantities[idx])
+                part = session.margin(sub)
+                result = self.result.put(idx, part)
+            touched = [self.accounts[book.accounts[int(i)]] for i in idx]
+            margins = self.batch.figures(touched, part, snap)
         except PortmarginError as exc:
             raise _RejectedError(f"{item.underlying}: {exc}") from None
         cause = {"seq": item.seq, "input": "market", "underlying": item.underlying}
@@ -254,7 +313,8 @@ class Monitor:
             margins=margins,
             events=[(e["kind"], e["account"], e) for e in events],
         )
-        self.states, self.market, self.arrays = states, snap, arrays
+        self.states, self.market = states, snap
+        self._adopt(session, book, result)
         self.feed_time = item.time
         self._after_commit(item.seq, margins, events)
         return events
@@ -263,12 +323,14 @@ class Monitor:
         acct = self.accounts.get(item.account)
         if acct is None:
             raise _RejectedError(f"unknown account {item.account!r}")
-        snap = self.market
-        if snap is None:
+        snap, session, book, result = self.market, self.session, self.book, self.result
+        if snap is None or session is None or book is None or result is None:
             raise _RejectedError("no market data yet")
-        arrays = dict(self.arrays)
+        row = self._rows.get(item.account)
+        if row is None:
+            raise _RejectedError("no market data for an underlying of the account")
         try:
-            before = self._evaluate([acct], snap, arrays)[0]
+            before = self.batch.figures([acct], result.take(np.asarray([row])), snap)[0]
             if item.kind == "trade":
                 if not (math.isfinite(item.quantity) and item.quantity != 0):
                     raise _RejectedError(
@@ -294,7 +356,10 @@ class Monitor:
                 new = acct.with_trades({}, {ccy: sign * item.amount})
             if not self._exposures(new, snap) <= set(self.states):
                 raise _RejectedError("no market data for an underlying of the account")
-            after = self._evaluate([new], snap, arrays)[0]
+            session, book, result, part = self._with_account(
+                new, row, snap, (session, book, result)
+            )
+            after = self.batch.figures([new], part, snap)[0]
         except PortmarginError as exc:
             raise _RejectedError(str(exc)) from None
         raising = after.initial_margin_usd > before.initial_margin_usd
@@ -327,9 +392,36 @@ class Monitor:
             events=[(e["kind"], e["account"], e) for e in events],
         )
         self.accounts[new.account_id] = new
-        self.arrays = arrays
+        self._adopt(session, book, result)
         self._after_commit(item.seq, [after], events)
         return events
+
+    def _with_account(
+        self,
+        new: Account,
+        row: int,
+        snap: MarketSnapshot,
+        state: tuple[MarginSession, AccountBook, BatchResult],
+    ) -> tuple[MarginSession, AccountBook, BatchResult, BatchResult]:
+        """Session, book and result with row ``row`` replaced by ``new``, and ``new``'s row.
+
+        Nothing is stored: the caller adopts them once the change is committed.
+        """
+        session, book, result = state
+        universe = tuple(sorted({*session.instruments, *canonical_positions(new, snap)}))
+        if universe != session.instruments:
+            # A new instrument: its underlying's risk array grows. Re-margin every account
+            # on the new session, so that all rows index the same (pool, underlying) pairs.
+            accounts = [self.accounts[a] if a != new.account_id else new for a in book.accounts]
+            session = self._session(self.states, snap, universe)
+            book = self.batch.book(session, accounts, snap)
+            result = session.margin(book)
+            return session, book, result, result.take(np.asarray([row]))
+        line = self.batch.book(session, [new], snap).quantities
+        q = book.quantities
+        book = AccountBook(book.accounts, sp.vstack([q[:row], line, q[row + 1 :]], format="csr"))
+        part = session.margin(AccountBook([new.account_id], line))
+        return session, book, result.put(np.asarray([row]), part), part
 
     def _transitions(
         self, margins: Iterable[AccountMargin], cause: dict[str, Any], when: str
