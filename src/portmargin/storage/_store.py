@@ -10,6 +10,7 @@ is at or below the cursor is skipped, never written twice.
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from importlib import resources
@@ -17,7 +18,7 @@ from typing import Any
 
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import Engine, create_engine, delete, event, select
+from sqlalchemy import Engine, create_engine, delete, event, insert, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from portmargin.accounts import Account, AccountMargin
@@ -224,35 +225,46 @@ class Store:
                 return False
             for a in accounts:
                 self._write_account(s, a)
-            for m in margins:
-                ratio = m.margin_ratio
-                s.add(
-                    SnapshotRow(
-                        seq=seq,
-                        account_id=m.account_id,
-                        market_time=m.valuation_time,
-                        method=m.method,
-                        initial_margin=m.initial_margin_usd,
-                        maintenance_margin=m.maintenance_margin_usd,
-                        equity=m.equity_usd,
-                        margin_ratio=ratio if ratio != float("inf") else None,
-                        status=m.status.value,
-                    )
+            if margins:
+                # Core executemany: one statement per table, not one ORM unit per row.
+                s.execute(
+                    insert(SnapshotRow),
+                    [
+                        {
+                            "seq": seq,
+                            "account_id": m.account_id,
+                            "market_time": m.valuation_time,
+                            "method": m.method,
+                            "initial_margin": m.initial_margin_usd,
+                            "maintenance_margin": m.maintenance_margin_usd,
+                            "equity": m.equity_usd,
+                            "margin_ratio": _finite_or_none(m.margin_ratio),
+                            "status": m.status.value,
+                        }
+                        for m in margins
+                    ],
                 )
-                row = s.get(AccountRow, m.account_id)
-                if row is not None:
-                    row.status = m.status.value
-                    row.method = m.method
-            for i, (kind, account_id, payload) in enumerate(events):
-                s.add(
-                    EventRow(
-                        seq=seq,
-                        ordinal=i,
-                        kind=kind,
-                        account_id=account_id,
-                        market_time=market_time,
-                        payload=json.dumps(payload, sort_keys=True, allow_nan=False),
-                    )
+                s.execute(
+                    update(AccountRow),
+                    [
+                        {"id": m.account_id, "status": m.status.value, "method": m.method}
+                        for m in margins
+                    ],
+                )
+            if events:
+                s.execute(
+                    insert(EventRow),
+                    [
+                        {
+                            "seq": seq,
+                            "ordinal": i,
+                            "kind": kind,
+                            "account_id": account_id,
+                            "market_time": market_time,
+                            "payload": json.dumps(payload, sort_keys=True, allow_nan=False),
+                        }
+                        for i, (kind, account_id, payload) in enumerate(events)
+                    ],
                 )
             if cur is None:
                 s.add(
@@ -276,3 +288,7 @@ class Store:
                 )
                 for r in s.scalars(q)
             ]
+
+
+def _finite_or_none(x: float) -> float | None:
+    return x if math.isfinite(x) else None
