@@ -245,15 +245,48 @@ def parse_instrument(name: str, products: Mapping[str, ProductSpec] | None = Non
         If the name is malformed, its date does not exist, its strike is not positive, or its
         product is unknown. The message names the instrument.
     """
+    return _parse_cached(name, _table_key(products))
+
+
+class _TableKey:
+    """A product table as an lru_cache key, its hash computed once (tuples re-hash)."""
+
+    __slots__ = ("_hash", "items")
+
+    def __init__(self, items: tuple[tuple[str, ProductSpec], ...]) -> None:
+        self.items = items
+        self._hash = hash(items)
+
+    def __hash__(self) -> int:
+        return self._hash
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, _TableKey) and self.items == other.items
+
+
+# Keys of read-only product tables (a snapshot's ``MappingProxyType``), by identity: the
+# same table is looked up for every instrument of every market state.
+_TABLE_KEYS: dict[int, tuple[Mapping[str, ProductSpec], _TableKey]] = {}
+
+
+def _table_key(products: Mapping[str, ProductSpec] | None) -> _TableKey:
+    src = products if products else BUILTIN_PRODUCTS
+    hit = _TABLE_KEYS.get(id(src))
+    if hit is not None and hit[0] is src:
+        return hit[1]
     table = dict(BUILTIN_PRODUCTS)
-    if products:
-        table.update(products)
-    return _parse_cached(name, tuple(sorted(table.items(), key=lambda kv: kv[0])))
+    table.update(src)
+    key = _TableKey(tuple(sorted(table.items(), key=lambda kv: kv[0])))
+    if isinstance(src, MappingProxyType):
+        if len(_TABLE_KEYS) >= 256:
+            _TABLE_KEYS.clear()
+        _TABLE_KEYS[id(src)] = (src, key)
+    return key
 
 
 @lru_cache(maxsize=65536)
-def _parse_cached(name: str, table_items: tuple[tuple[str, ProductSpec], ...]) -> Instrument:
-    table = dict(table_items)
+def _parse_cached(name: str, table_key: _TableKey) -> Instrument:
+    table = dict(table_key.items)
     if not name.strip():
         raise InstrumentError(f"instrument {name!r}: empty name")
     text = name.strip().upper()

@@ -376,18 +376,21 @@ def _with_options(snap: MarketSnapshot, options: Mapping[str, OptionQuote]) -> M
         return snap
     iv = np.array(ivs)
     px = np.array(prices)
-    T = np.array([snap.year_fraction(x.expiry) for x in insts])  # type: ignore[arg-type]
+    # Year fractions once per expiry, forwards and discount factors once per underlying.
+    expiries = [x.expiry for x in insts if x.expiry is not None]  # options have one
+    by_expiry = {e: snap.year_fraction(e) for e in set(expiries)}
+    T = np.array([by_expiry[e] for e in expiries])
     live = T > 0
+    unds = np.array([x.underlying for x in insts])
     F = np.empty(len(insts))
-    for und in {x.underlying for x in insts}:
-        idx = np.array([i for i, x in enumerate(insts) if x.underlying == und])
-        F[idx] = snap.forwards_for(und, T[idx], [insts[i].expiry for i in idx])
+    df = np.empty(len(insts))
+    for und in set(unds.tolist()):
+        idx = np.flatnonzero(unds == und)
+        F[idx] = snap.forwards_for(und, T[idx], [expiries[i] for i in idx])
+        df[idx] = snap.discount_factor(und, T[idx])
     K = np.array([x.strike for x in insts], dtype=np.float64)
     calls = np.array([x.is_call for x in insts])
     inverse = np.array([x.is_inverse for x in insts])
-    df = np.array(
-        [float(snap.discount_factor(x.underlying, t)) for x, t in zip(insts, T, strict=True)]
-    )
     to_usd = np.where(inverse, F, 1.0)
     need_iv = np.isnan(iv) & live
     if need_iv.any():
@@ -406,8 +409,8 @@ def _with_options(snap: MarketSnapshot, options: Mapping[str, OptionQuote]) -> M
     px = np.where(np.isnan(px), model, px)
     names = [x.name for x in insts]
     surfaces: dict[str, VolSurface] = {}
-    for und in {x.underlying for x in insts}:
-        sel = np.array([x.underlying == und for x in insts]) & live & (iv > 0)
+    for und in set(unds.tolist()):
+        sel = (unds == und) & live & (iv > 0)
         surfaces[und] = VolSurface.from_points(T[sel], np.log(K[sel] / F[sel]), iv[sel])
     return MarketSnapshot(
         valuation_time=snap.valuation_time,
