@@ -9,7 +9,12 @@ from portmargin.market import MarketSnapshot
 
 
 def random_books(
-    market: MarketSnapshot, n_accounts: int, *, seed: int, max_legs: int = 12
+    market: MarketSnapshot,
+    n_accounts: int,
+    *,
+    seed: int,
+    max_legs: int = 12,
+    min_legs: int = 1,
 ) -> tuple[dict[str, dict[str, float]], dict[str, dict[str, float]]]:
     """Books mixing options, futures, perpetuals, long-only books and cash (seeded)."""
     rng = np.random.default_rng(seed)
@@ -19,7 +24,7 @@ def random_books(
     cash: dict[str, dict[str, float]] = {}
     for a in range(n_accounts):
         acc = f"acc{a:05d}"
-        n = int(rng.integers(1, max_legs + 1))
+        n = int(rng.integers(min_legs, max_legs + 1))
         names = list(rng.choice(options, size=n, replace=False))
         if rng.random() < 0.4:
             names.append(str(rng.choice(d1)))

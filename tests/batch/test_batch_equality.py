@@ -90,7 +90,27 @@ def test_whatif_fast_path_equals_batch(chain: MarketSnapshot) -> None:
     for i, acc in enumerate(positions):
         one = session.margin_positions(positions[acc], cash.get(acc))
         np.testing.assert_allclose(one.initial_margin[0], full.initial_margin[i], rtol=1e-12)
+        np.testing.assert_allclose(
+            one.maintenance_margin[0], full.maintenance_margin[i], rtol=1e-12
+        )
         np.testing.assert_allclose(one.equity[0], full.equity[i], rtol=1e-12)
+        np.testing.assert_array_equal(one.present[0], full.present[i])
+        np.testing.assert_array_equal(one.binding_pair[0], full.binding_pair[i])
+
+
+@pytest.mark.parametrize(("name", "cross"), MODELS)
+def test_whatif_on_many_leg_accounts_equals_single(
+    chain: MarketSnapshot, name: str, cross: bool | None
+) -> None:
+    # the what-if path gathers only an account's own columns and skips pairs it lacks
+    model = pm.load_model(name, cross=cross)
+    positions, cash = random_books(chain, 8, seed=5, min_legs=40, max_legs=50)
+    session = MarginSession(chain, model)
+    accounts = list(positions)
+    result = BatchResult.concat(
+        [session.margin_positions(positions[a], cash.get(a)) for a in accounts]
+    )
+    _check(chain, model, result, accounts, positions, cash, list(range(len(accounts))))
 
 
 def test_zero_cash_balance_opens_its_pool_like_single() -> None:

@@ -20,7 +20,6 @@ from __future__ import annotations
 
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
-from dataclasses import replace as dc_replace
 from typing import Any
 
 import numpy as np
@@ -32,14 +31,15 @@ from portmargin.instruments import STABLE_CURRENCIES, Instrument
 from portmargin.market.snapshot import MarketSnapshot
 from portmargin.models.config import ChargeParams
 from portmargin.models.engine import (
-    CHARGES,
-    CREDITS,
+    COLLATERAL_HAIRCUT,
     USD,
     ChargeContext,
-    CreditContext,
     MarginModel,
-    compose,
+    PoolInputs,
+    option_value_per_unit,
+    pool_components,
     pool_currency,
+    pool_requirements,
 )
 from portmargin.risk import RiskArray
 from portmargin.scenarios import ScenarioSet
@@ -213,7 +213,9 @@ class MarginSession:
     short_indicators: FloatArray = field(init=False)
     cash_cols: IntArray = field(init=False)
     _haircut: FloatArray = field(init=False)
-    _col_pool_pair: IntArray = field(init=False)
+    _col_pair: IntArray = field(init=False)
+    _col_row: IntArray = field(init=False)
+    _pool_pairs: tuple[tuple[int, ...], ...] = field(init=False)
 
     def __post_init__(self) -> None:
         market, model = self.market, self.model
@@ -280,13 +282,14 @@ class MarginSession:
         self.pairs = tuple(pairs)
         n_pairs, n_pools, n_cols = len(pairs), len(pools), len(self.columns)
         n_scen_total = start
-        # W = [scenario blocks | equity per pool | long-option cap numerator per pair]
+        # W = [scenario blocks | equity per pool | long-option value per pair]
         w = np.zeros((n_cols, n_scen_total + n_pools + n_pairs))
         # I = [pair has an instrument | pair blocks the cap | pair opened by collateral |
         #      pool present]
         ind = np.zeros((n_cols, 3 * n_pairs + n_pools))
         short = np.zeros((n_cols, n_pairs))
-        max_mult = max(model.params.im_multiplier, model.params.mm_multiplier)
+        col_pair = np.full(n_cols, -1, dtype=np.int64)
+        col_row = np.full(n_cols, -1, dtype=np.int64)
         pool_idx = {p: i for i, p in enumerate(pools)}
         for k, pr in enumerate(pairs):
             block = slice(pr.start, pr.start + len(pr.scen))
@@ -298,10 +301,11 @@ class MarginSession:
                 w[pr.cols, block] = weighted[rows]
                 mark = tab.mark_settle[rows] * np.where(cross & tab.inverse[rows], tab.F[rows], 1.0)
                 w[pr.cols, ppos] = mark
-                per_unit = tab.value_usd[rows]
-                if not cross:
-                    per_unit = per_unit / np.where(tab.inverse[rows], tab.F[rows], 1.0)
-                w[pr.cols, n_scen_total + n_pools + k] = per_unit / max_mult
+                w[pr.cols, n_scen_total + n_pools + k] = option_value_per_unit(
+                    tab, rows, cross=cross
+                )
+                col_pair[pr.cols] = k
+                col_row[pr.cols] = rows
                 ind[pr.cols, k] = 1.0
                 ind[pr.cols, n_pairs + k] = np.where(tab.is_option[rows], 0.0, 1.0)
                 ind[pr.cols, 3 * n_pairs + pool_idx[pr.pool]] = 1.0
@@ -312,7 +316,7 @@ class MarginSession:
                 w[cc, block] = spot * pr.scen.price_moves * pr.scen.weights
                 ind[cc, n_pairs + k] = 1.0
                 ind[cc, 2 * n_pairs + k] = 1.0
-        haircut = np.zeros(len(cash_ccys))
+        haircut = np.zeros(n_cols)  # IM-only haircut per unit of a positive balance
         for i, ccy in enumerate(cash_ccys):
             cc = int(self.cash_cols[i])
             rate = usd_rates.get(pool_currency(ccy), 1.0)
@@ -322,7 +326,7 @@ class MarginSession:
                     w[cc, n_scen_total + pool_idx[USD]] = rate * (1.0 - hc)
                 else:
                     w[cc, n_scen_total + pool_idx[USD]] = rate
-                    haircut[i] = hc * rate
+                    haircut[cc] = hc * rate
                 ind[cc, 3 * n_pairs + pool_idx[USD]] = 1.0
             else:
                 pool = pool_currency(ccy)
@@ -332,6 +336,11 @@ class MarginSession:
         self.indicators = ind
         self.short_indicators = short
         self._haircut = haircut
+        self._col_pair = col_pair
+        self._col_row = col_row
+        self._pool_pairs = tuple(
+            tuple(k for k, pr in enumerate(pairs) if pr.pool == pool) for pool in pools
+        )
 
     # -- construction --------------------------------------------------------------------
     def with_market(self, market: MarketSnapshot, *, moved: Collection[str]) -> MarginSession:
@@ -392,26 +401,39 @@ class MarginSession:
     # -- margin --------------------------------------------------------------------------
     def margin(self, book: AccountBook, *, chunk: int = DEFAULT_CHUNK) -> BatchResult:
         """Margin every account of ``book`` (dense intermediates bounded by ``chunk`` rows)."""
-        q = book.quantities
+        return self._margin_rows(book.quantities, chunk)
+
+    def _margin_rows(self, q: sp.csr_array, chunk: int = DEFAULT_CHUNK) -> BatchResult:
         n = q.shape[0]
-        parts = [self._evaluate(q[a : min(a + chunk, n)]) for a in range(0, max(n, 1), chunk)]
-        return BatchResult.concat(parts) if n else self._evaluate(q[:0])
+        parts = []
+        for a in range(0, max(n, 1), chunk):
+            rows = q[a : min(a + chunk, n)]
+            parts.append(self._evaluate(rows, _presence(rows), _negatives(rows)))
+        return BatchResult.concat(parts)
 
     def margin_positions(
         self, positions: Mapping[str, float], cash: Mapping[str, float] | None = None
     ) -> BatchResult:
-        """Margin one account (what-if fast path: a dense ``q @ W`` on cached risk arrays)."""
-        q = np.zeros((1, len(self.columns)))
-        present = np.zeros((1, len(self.columns)), dtype=np.bool_)
+        """Margin one account (what-if fast path).
+
+        Only the account's own columns are gathered: ``q @ W[held]`` and the charges see the
+        held rows of each pair; pairs it does not have are skipped, as in
+        :meth:`MarginModel.margin`.
+        """
+        index = self.index
+        held: dict[int, float] = {}
         for name, qty in positions.items():
-            c = self.column(name)
-            q[0, c] += qty
-        present[0] = q[0] != 0
+            c = index.get(name)
+            if c is None:
+                c = self.column(name)
+            held[c] = held.get(c, 0.0) + qty
+        held = {c: x for c, x in held.items() if x != 0}  # a zero net position is no position
         for ccy, amount in (cash or {}).items():
             c = self.column(cash_column(ccy))
-            q[0, c] += amount
-            present[0, c] = True
-        return self._evaluate(q, present)
+            held[c] = held.get(c, 0.0) + amount  # a balance opens its pool, even at 0
+        cols = np.array(sorted(held), dtype=np.int64)
+        q = np.array([[held[int(c)] for c in cols]], dtype=np.float64)
+        return self._evaluate(q, np.ones_like(q), (q < 0).astype(np.float64), cols)
 
     def remargin(
         self, book: AccountBook, previous: BatchResult, *, moved: Collection[str]
@@ -438,165 +460,125 @@ class MarginSession:
         idx = np.flatnonzero(hit).astype(np.int64)
         if idx.size == 0:
             return previous, idx
-        part = self.margin(AccountBook([book.accounts[int(i)] for i in idx], q[idx]))
+        part = self._margin_rows(q[idx])
         return previous.put(idx, part), idx
 
     # -- the vectorised core -------------------------------------------------------------
-    def _evaluate(self, q: Any, present: BoolArray | None = None) -> BatchResult:
-        """Margin the rows of ``q`` (CSR, or dense with its ``present`` mask)."""
+    def _evaluate(self, q: Any, pres: Any, neg: Any, cols: IntArray | None = None) -> BatchResult:
+        """Margin the rows of ``q`` (CSR, or dense) with their presence and short masks.
+
+        ``cols`` names the universe columns of ``q``'s columns (default: all of them, in
+        order): the what-if path passes only an account's own columns.
+        """
         model, params = self.model, self.model.params
         dense = isinstance(q, np.ndarray)
-        if dense:
-            assert present is not None
-            pres: FloatArray | sp.csr_array = present.astype(np.float64)
-            neg: FloatArray | sp.csr_array = (q < 0).astype(np.float64)
-        else:
-            pres = _presence(q)
-            neg = _negatives(q)
         n = q.shape[0]
         n_pairs, n_pools = len(self.pairs), len(self.pools)
-        v = np.asarray(q @ self.weights)
-        c = np.asarray(pres @ self.indicators)
-        s = np.asarray(neg @ self.short_indicators)
+        if cols is None:
+            w, ind, short = self.weights, self.indicators, self.short_indicators
+        else:
+            w, ind, short = self.weights[cols], self.indicators[cols], self.short_indicators[cols]
+        v = np.asarray(q @ w)
+        c = np.asarray(pres @ ind)
+        s = np.asarray(neg @ short)
         n_scen_total = self.weights.shape[1] - n_pools - n_pairs
         has_instr = c[:, :n_pairs] > 0
         blocks_cap = c[:, n_pairs : 2 * n_pairs] > 0
         by_coll = c[:, 2 * n_pairs : 3 * n_pairs] > 0
         exists = has_instr | by_coll
         present_pool = c[:, 3 * n_pairs :] > 0
-
-        # Stage 1 per pair: raw scenario P&L (one slice of V), aggregation, contexts.
-        aggs: list[FloatArray] = []
-        raws: list[FloatArray] = []
-        ctxs: list[ChargeContext | None] = []
-        for pr in self.pairs:
-            raw = np.ascontiguousarray(v[:, pr.start : pr.start + len(pr.scen)])
-            agg = model.aggregate(raw, pr.und, pr.pool, pr.rate)
-            raws.append(raw)
-            aggs.append(agg)
-            ctx = None
-            if pr.risk is not None and (params.charges or params.credits):
-                sub = q[:, pr.cols] if dense else q[:, pr.cols].tocsr()
-                ctx = ChargeContext(
-                    pool=pr.pool,
-                    usd_rate=pr.rate,
-                    risk=pr.risk,
-                    rows=pr.rows,
-                    quantities=sub,
-                    scenario_pnl=agg,
-                    market=self.market,
-                    params=_NO_PARAMS,
-                    raw_pnl=raw,
-                )
-            ctxs.append(ctx)
+        cap_eligible = has_instr & ~blocks_cap & (s == 0)
+        option_value = v[:, n_scen_total + n_pools :]
+        active: BoolArray = np.asarray(exists.any(axis=0))  # pairs some account of q has
+        pair_of = None if cols is None else self._col_pair[cols]
+        haircut = None
+        if model.cross and self._haircut.any():
+            h = self._haircut if cols is None else self._haircut[cols]
+            pos = np.maximum(q, 0.0) if dense else _positives(q)
+            haircut = np.asarray(pos @ h, dtype=np.float64).reshape(n)
 
         im = np.zeros((n, n_pools))
         mm = np.zeros((n, n_pools))
         bind_pair = np.full((n, n_pools), -1, dtype=np.int64)
         bind_scen = np.full((n, n_pools), -1, dtype=np.int64)
         bind_pnl = np.zeros((n, n_pools))
-        im_only = {cp.kind for cp in params.charges if not cp.in_maintenance}
-        rows_n = np.arange(n)
         for p, pool in enumerate(self.pools):
-            ks = [k for k, pr in enumerate(self.pairs) if pr.pool == pool]
-            risk_part = np.zeros(n)
-            im_part = np.zeros(n)
+            pooled: dict[str, FloatArray] = {}
+            ks = [k for k in self._pool_pairs[p] if active[k]]
             if ks:
-                comps = self._pool_components(pool, ks, aggs, raws, ctxs, blocks_cap, by_coll)
-                v_cap = v[:, n_scen_total + n_pools :]
-                # long-option cap, per pair (see MarginModel.margin)
-                total = sum(comps.values())
-                assert isinstance(total, np.ndarray)
-                cap = v_cap[:, ks]
-                eligible = has_instr[:, ks] & ~blocks_cap[:, ks] & (s[:, ks] == 0)
-                over = eligible & (total > cap)
-                if over.any():
-                    comps["long_option_value_cap"] = np.where(over, cap - total, 0.0)
+                # Stage 1 per pair: raw scenario P&L (one slice of V), aggregation, context.
+                raws: list[FloatArray] = []
+                aggs: list[FloatArray] = []
+                ctxs: list[ChargeContext | None] = []
+                for k in ks:
+                    pr = self.pairs[k]
+                    raw = np.ascontiguousarray(v[:, pr.start : pr.start + len(pr.scen)])
+                    raws.append(raw)
+                    aggs.append(model.aggregate(raw, pr.und, pr.pool, pr.rate))
+                    ctx = None
+                    if pr.risk is not None and (params.charges or params.credits):
+                        if pair_of is None:
+                            local, rows = pr.cols, pr.rows
+                        else:
+                            assert cols is not None
+                            local = np.flatnonzero(pair_of == k)
+                            rows = self._col_row[cols[local]]
+                        if local.size:
+                            ctx = ChargeContext(
+                                pool=pr.pool,
+                                usd_rate=pr.rate,
+                                risk=pr.risk,
+                                rows=rows,
+                                quantities=q[:, local] if dense else q[:, local].tocsr(),
+                                scenario_pnl=aggs[-1],
+                                market=self.market,
+                                params=_NO_PARAMS,
+                                raw_pnl=raw,
+                            )
+                    ctxs.append(ctx)
+                # Stage 2: the engine's own per-pool rules, then mask pairs an account lacks.
+                inputs = PoolInputs(
+                    pool,
+                    self.pairs[ks[0]].rate,
+                    tuple(self.pairs[k].und for k in ks),
+                    tuple(ctxs),
+                    tuple(raws),
+                    tuple(aggs),
+                    option_value[:, ks],
+                    cap_eligible[:, ks],
+                )
+                comps = pool_components(params, inputs, self.market)
                 ex = exists[:, ks]
                 req_by_pair = np.zeros((n, len(ks)))
                 for name, val in comps.items():
                     masked = np.where(ex, val, 0.0)
                     req_by_pair += masked
-                    pooled = masked.sum(axis=1)
-                    if name in im_only:
-                        im_part += pooled
-                    else:
-                        risk_part += pooled
+                    pooled[name] = masked.sum(axis=1)
                 best = np.argmax(np.where(ex, req_by_pair, -np.inf), axis=1)
                 anyex = ex.any(axis=1)
-                kk = np.asarray(ks)[best]
-                bind_pair[:, p] = np.where(anyex, kk, -1)
-                for b, k in enumerate(ks):
+                bind_pair[:, p] = np.where(anyex, np.asarray(ks)[best], -1)
+                for b, agg in enumerate(aggs):
                     sel = anyex & (best == b)
                     if sel.any():
-                        j = np.argmin(aggs[k][sel], axis=1)
+                        j = np.argmin(agg[sel], axis=1)
                         bind_scen[sel, p] = j
-                        bind_pnl[sel, p] = aggs[k][sel][np.arange(j.size), j]
-            if self.model.cross and pool == USD and self._haircut.any():
-                cash = q[:, self.cash_cols]
-                cash_d = cash if dense else cash.toarray()
-                hc = np.maximum(cash_d, 0.0) @ self._haircut
-                im_part = im_part + hc
-            im[:, p] = params.im_multiplier * risk_part + im_part
-            mm[:, p] = params.mm_multiplier * risk_part
-        del rows_n
+                        bind_pnl[sel, p] = agg[sel][np.arange(j.size), j]
+            if haircut is not None and pool == USD:
+                pooled[COLLATERAL_HAIRCUT] = haircut
+            if pooled:
+                im[:, p], mm[:, p] = pool_requirements(params, pooled)
         equity = v[:, n_scen_total : n_scen_total + n_pools]
-        pres_b = present_pool
         return BatchResult(
             self.pools,
             tuple((pr.pool, pr.und) for pr in self.pairs),
-            pres_b,
-            np.where(pres_b, im, 0.0),
-            np.where(pres_b, mm, 0.0),
-            np.where(pres_b, equity, 0.0),
+            present_pool,
+            np.where(present_pool, im, 0.0),
+            np.where(present_pool, mm, 0.0),
+            np.where(present_pool, equity, 0.0),
             bind_pair,
             bind_scen,
             bind_pnl,
         )
-
-    def _pool_components(
-        self,
-        pool: str,
-        ks: list[int],
-        aggs: list[FloatArray],
-        raws: list[FloatArray],
-        ctxs: list[ChargeContext | None],
-        blocks_cap: BoolArray,
-        by_coll: BoolArray,
-    ) -> dict[str, FloatArray]:
-        """Components ``(n_accounts, n_pairs_of_pool)`` of one pool, as the engine composes them."""
-        params = self.model.params
-        n = aggs[ks[0]].shape[0]
-        scanning = np.stack([np.maximum(-np.min(aggs[k], axis=1), 0.0) for k in ks], axis=1)
-        addons: dict[str, FloatArray] = {}
-        minimums: dict[str, FloatArray] = {}
-        for cp in params.charges:
-            out = np.zeros((n, len(ks)))
-            for u, k in enumerate(ks):
-                ctx = ctxs[k]
-                if ctx is not None:
-                    val = CHARGES[cp.kind](dc_replace(ctx, params=cp))
-                    out[:, u] = np.asarray(val, dtype=np.float64).reshape(-1)
-            target = minimums if cp.role == "minimum" else addons
-            target[cp.kind] = target.get(cp.kind, np.zeros((n, len(ks)))) + out
-        credits: dict[str, FloatArray] = {}
-        if params.credits:
-            cctx = CreditContext(
-                pool,
-                self.pairs[ks[0]].rate,
-                tuple(self.pairs[k].und for k in ks),
-                tuple(ctxs[k] for k in ks),
-                tuple(raws[k] for k in ks),
-                tuple(aggs[k] for k in ks),
-                scanning,
-                self.market,
-                _NO_PARAMS,
-            )
-            for cp in params.credits:
-                amount = np.asarray(CREDITS[cp.kind](dc_replace(cctx, params=cp)), np.float64)
-                credits[cp.kind] = credits.get(cp.kind, np.zeros((n, len(ks)))) + amount
-        del blocks_cap, by_coll
-        return dict(compose(scanning, addons, credits, minimums))
 
 
 def _presence(q: sp.csr_array) -> sp.csr_array:
@@ -608,6 +590,12 @@ def _presence(q: sp.csr_array) -> sp.csr_array:
 def _negatives(q: sp.csr_array) -> sp.csr_array:
     p = q.copy()
     p.data = (p.data < 0).astype(np.float64)
+    return p
+
+
+def _positives(q: sp.csr_array) -> sp.csr_array:
+    p = q.copy()
+    p.data = np.maximum(p.data, 0.0)
     return p
 
 

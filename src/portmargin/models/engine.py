@@ -32,11 +32,16 @@ are IM-only. Per pool (reference/deribit.md §1.6)::
     MM = mm_multiplier·Σ_u (risk components)
 
 Equity of a pool = cash + Σ q·mark value (in the pool currency).
+
+Everything after aggregation (charges, credits, :func:`compose`, the long-option value cap,
+IM-only vs risk components, the multipliers) is written once, vectorised over accounts:
+:func:`pool_components` and :func:`pool_requirements`. :meth:`MarginModel.margin` calls them
+with one account; :class:`portmargin.batch.MarginSession` with a chunk of accounts.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from dataclasses import replace as dc_replace
 from functools import lru_cache
@@ -44,7 +49,7 @@ from typing import Any
 
 import numpy as np
 
-from portmargin._types import FloatArray, IntArray
+from portmargin._types import BoolArray, FloatArray, IntArray
 from portmargin.errors import InputError, ParameterError, PortmarginError
 from portmargin.instruments import STABLE_CURRENCIES, Instrument
 from portmargin.market.snapshot import MarketSnapshot
@@ -63,20 +68,27 @@ from portmargin.models.result import (
     UnderlyingResult,
 )
 from portmargin.portfolio import Portfolio
-from portmargin.risk import RiskArray, instrument_table, risk_array
+from portmargin.risk import InstrumentTable, RiskArray, instrument_table, risk_array
 from portmargin.scenarios import ScenarioSet
 
 __all__ = [
     "CHARGES",
+    "COLLATERAL_HAIRCUT",
     "CREDITS",
     "DETAILS",
+    "LONG_OPTION_CAP",
     "ChargeContext",
     "CreditContext",
     "MarginModel",
+    "PoolInputs",
     "aggregate_scenarios",
     "compose",
+    "im_only_kinds",
     "load_model",
+    "option_value_per_unit",
+    "pool_components",
     "pool_currency",
+    "pool_requirements",
 ]
 
 USD = "USD"
@@ -271,6 +283,136 @@ def compose(
     return out
 
 
+LONG_OPTION_CAP = "long_option_value_cap"
+COLLATERAL_HAIRCUT = "collateral_haircut"
+
+
+@dataclass(frozen=True, slots=True)
+class PoolInputs:
+    """Stage 2's input: the (pool, underlying) pairs of one margin pool, for many accounts.
+
+    Built by :meth:`MarginModel.margin` for one account (``n_accounts = 1``, only the pairs
+    the account has) and by :class:`~portmargin.batch.MarginSession` for a chunk of accounts
+    (a pair an account does not have is all zeros there and masked out afterwards).
+
+    Attributes
+    ----------
+    pool, usd_rate
+        As in :class:`ChargeContext`.
+    underlyings
+        The pool's underlyings, one per pair, in column order (``k`` of them).
+    contexts
+        The :class:`ChargeContext` of each pair; ``None`` where the pair has no instrument
+        (coin collateral only), which charges none.
+    raw_pnl, scenario_pnl
+        Per pair, scenario P&L before / after aggregation, ``(n_accounts, n_scen)``.
+    option_value
+        ``(n_accounts, k)``: value of the pair's positions in the pool currency,
+        ``q @ option_value_per_unit`` (used only where ``cap_eligible``).
+    cap_eligible
+        ``(n_accounts, k)``: the pair holds only long options and no coin collateral moves
+        with it, so the long-option value cap applies.
+    """
+
+    pool: str
+    usd_rate: float
+    underlyings: tuple[str, ...]
+    contexts: tuple[ChargeContext | None, ...]
+    raw_pnl: tuple[FloatArray, ...]
+    scenario_pnl: tuple[FloatArray, ...]
+    option_value: FloatArray
+    cap_eligible: BoolArray
+
+
+def option_value_per_unit(table: InstrumentTable, rows: IntArray, *, cross: bool) -> FloatArray:
+    """Model value per contract of ``rows`` in their pool currency (USD in cross mode)."""
+    per_unit = table.value_usd[rows]
+    if not cross:
+        per_unit = per_unit / np.where(table.inverse[rows], table.F[rows], 1.0)
+    out: FloatArray = per_unit
+    return out
+
+
+def pool_components(
+    params: ModelParams, inputs: PoolInputs, market: MarketSnapshot
+) -> dict[str, FloatArray]:
+    r"""Stage 2 of one pool: named components ``(n_accounts, k)`` of each (pool, underlying).
+
+    The one implementation of the per-pool rules, vectorised over accounts::
+
+        scanning_u  = max(−min_j agg_uj, 0)
+        charges     = CHARGES[kind](context_u) per pair    (add-ons and minimums)
+        credits     = CREDITS[kind](pool)                  (cross-underlying)
+        components  = compose(scanning, add-ons, credits, minimums)
+        long cap    : where cap_eligible and Σ components > value / max(im, mm multiplier),
+                      long_option_value_cap = value / max(...) − Σ components   (< 0)
+
+    A book of long options can lose at most its value, so the cap keeps the I/M multiplier
+    from asking a long for more than it is worth. ``long_option_value_cap`` is present only
+    if it binds somewhere (and is exactly 0 where it does not).
+    """
+    n, k = inputs.option_value.shape
+    scanning = np.zeros((n, k))
+    for u, agg in enumerate(inputs.scenario_pnl):
+        scanning[:, u] = np.maximum(-np.min(agg, axis=1), 0.0)
+    addons: dict[str, FloatArray] = {}
+    minimums: dict[str, FloatArray] = {}
+    for cp in params.charges:
+        out = np.zeros((n, k))
+        for u, ctx in enumerate(inputs.contexts):
+            if ctx is not None:
+                val = CHARGES[cp.kind](replace_params(ctx, cp))
+                out[:, u] = np.asarray(val, dtype=np.float64).reshape(-1)
+        target = minimums if cp.role == "minimum" else addons
+        target[cp.kind] = target[cp.kind] + out if cp.kind in target else out
+    credits: dict[str, FloatArray] = {}
+    if params.credits:
+        cctx = CreditContext(
+            inputs.pool,
+            inputs.usd_rate,
+            inputs.underlyings,
+            inputs.contexts,
+            inputs.raw_pnl,
+            inputs.scenario_pnl,
+            scanning,
+            market,
+            _NO_PARAMS,
+        )
+        for cp in params.credits:
+            amount = np.asarray(CREDITS[cp.kind](replace_credit(cctx, cp)), dtype=np.float64)
+            credits[cp.kind] = credits[cp.kind] + amount if cp.kind in credits else amount
+    comps = compose(scanning, addons, credits, minimums)
+    cap = inputs.option_value / max(params.im_multiplier, params.mm_multiplier)
+    total = sum(comps.values())
+    over = inputs.cap_eligible & (total > cap)
+    if over.any():
+        comps[LONG_OPTION_CAP] = np.where(over, cap - total, 0.0)
+    return comps
+
+
+def im_only_kinds(params: ModelParams) -> frozenset[str]:
+    """Components added to IM as they are, outside the multipliers (and absent from MM)."""
+    kinds = {cp.kind for cp in params.charges if not cp.in_maintenance}
+    return frozenset({*kinds, COLLATERAL_HAIRCUT})
+
+
+def pool_requirements(params: ModelParams, components: Mapping[str, Any]) -> tuple[Any, Any]:
+    """``(IM, MM)`` of a pool from its components summed over underlyings.
+
+    ``components`` maps names to floats (one account) or arrays (many)::
+
+        IM = im_multiplier·Σ risk components + Σ IM-only components
+        MM = mm_multiplier·Σ risk components
+    """
+    im_only = im_only_kinds(params)
+    risk_part = sum(v for k, v in components.items() if k not in im_only)
+    im_part = sum(v for k, v in components.items() if k in im_only)
+    return (
+        params.im_multiplier * risk_part + im_part,
+        params.mm_multiplier * risk_part,
+    )
+
+
 @dataclass(frozen=True, slots=True)
 class _Leg:
     """One (pool, underlying) of one account during a margin run."""
@@ -437,14 +579,11 @@ class MarginModel:
         position_lines: list[PositionLine] = []
         pool_components: dict[str, dict[str, float]] = {}
         pool_details: dict[str, dict[str, float]] = {}
-        im_only: set[str] = set()
+        im_only = im_only_kinds(self.params)
         for pool in sorted({leg.pool for leg in legs}):
             pool_legs = [leg for leg in legs if leg.pool == pool]
             rate = usd_rates.get(pool, 1.0)
             comps_by_leg, details_by_leg = self._pool_components(pool, rate, pool_legs, market)
-            for cp in self.params.charges:
-                if not cp.in_maintenance:
-                    im_only.add(cp.kind)
             for leg, comps, details in zip(pool_legs, comps_by_leg, details_by_leg, strict=True):
                 j = int(np.argmin(leg.agg[0]))
                 requirement = sum(comps.values())
@@ -497,24 +636,22 @@ class MarginModel:
                             )
                         )
         if haircut_addon > 0.0:
-            pool_components.setdefault(USD, {"scanning_risk": 0.0})["collateral_haircut"] = (
+            pool_components.setdefault(USD, {"scanning_risk": 0.0})[COLLATERAL_HAIRCUT] = (
                 haircut_addon
             )
-            im_only.add("collateral_haircut")
 
         pools: list[PoolResult] = []
         for pool in sorted(set(pool_components) | set(cash)):
             comps = pool_components.get(pool, {"scanning_risk": 0.0})
-            risk_part = sum(v for k, v in comps.items() if k not in im_only)
-            im_part = sum(v for k, v in comps.items() if k in im_only)
+            im, mm = pool_requirements(self.params, comps)
             equity = cash.get(pool, 0.0) + sum(
                 p.mark_value for p in position_lines if p.currency == pool
             )
             pools.append(
                 PoolResult(
                     pool,
-                    self.params.im_multiplier * risk_part + im_part,
-                    self.params.mm_multiplier * risk_part,
+                    float(im),
+                    float(mm),
                     equity,
                     comps,
                     tuple(u for u in und_results if u.currency == pool),
@@ -528,62 +665,37 @@ class MarginModel:
     def _pool_components(
         self, pool: str, rate: float, legs: list[_Leg], market: MarketSnapshot
     ) -> tuple[list[dict[str, float]], list[dict[str, float]]]:
-        """Components of each underlying of one pool (one account; see :func:`compose`)."""
-        n_und = len(legs)
-        scanning = np.zeros((1, n_und))
+        """Components of each underlying of one pool: :func:`pool_components` with one account."""
+        value = np.zeros((1, len(legs)))
+        eligible = np.zeros((1, len(legs)), dtype=np.bool_)
         for u, leg in enumerate(legs):
-            scanning[0, u] = max(-float(np.min(leg.agg[0])), 0.0)
-        addons: dict[str, FloatArray] = {}
-        minimums: dict[str, FloatArray] = {}
-        details: list[dict[str, float]] = [{} for _ in legs]
-        for cp in self.params.charges:
-            out = np.zeros((1, n_und))
-            for u, leg in enumerate(legs):
-                if leg.ctx is not None:
-                    ctx = replace_params(leg.ctx, cp)
-                    out[:, u] = np.asarray(CHARGES[cp.kind](ctx), dtype=np.float64).reshape(-1)
-            target = minimums if cp.role == "minimum" else addons
-            target[cp.kind] = target.get(cp.kind, np.zeros((1, n_und))) + out
-        credits: dict[str, FloatArray] = {}
-        if self.params.credits:
-            cctx = CreditContext(
-                pool,
-                rate,
-                tuple(leg.und for leg in legs),
-                tuple(leg.ctx for leg in legs),
-                tuple(leg.raw for leg in legs),
-                tuple(leg.agg for leg in legs),
-                scanning,
-                market,
-                _NO_PARAMS,
-            )
-            for cp in self.params.credits:
-                amount = np.asarray(CREDITS[cp.kind](replace_credit(cctx, cp)), dtype=np.float64)
-                credits[cp.kind] = credits.get(cp.kind, np.zeros((1, n_und))) + amount
-        detail_fn = DETAILS.get(self.params.grid)
-        for u, leg in enumerate(legs):
-            if leg.ctx is not None and detail_fn is not None:
-                details[u].update(detail_fn(leg.ctx))
-        comps = compose(scanning, addons, credits, minimums)
-        out_comps: list[dict[str, float]] = []
-        for u, leg in enumerate(legs):
-            c = {k: float(v[0, u]) for k, v in comps.items()}
-            # A book of long options can lose at most its value: cap the requirement there,
-            # so the I/M multiplier never asks a long for more than it is worth.
             if leg.arr is not None and not leg.collateral:
                 tab = leg.arr.table
-                rows = leg.rows
-                if bool(np.all(tab.is_option[rows])) and bool(np.all(leg.q > 0)):
-                    per_unit = tab.value_usd[rows]
-                    if not self.cross:
-                        per_unit = per_unit / np.where(tab.inverse[rows], tab.F[rows], 1.0)
-                    cap = float(leg.q @ per_unit) / max(
-                        self.params.im_multiplier, self.params.mm_multiplier
-                    )
-                    total = sum(c.values())
-                    if total > cap:
-                        c["long_option_value_cap"] = cap - total
-            out_comps.append(c)
+                value[0, u] = float(leg.q @ option_value_per_unit(tab, leg.rows, cross=self.cross))
+                eligible[0, u] = bool(np.all(tab.is_option[leg.rows])) and bool(np.all(leg.q > 0))
+        inputs = PoolInputs(
+            pool,
+            rate,
+            tuple(leg.und for leg in legs),
+            tuple(leg.ctx for leg in legs),
+            tuple(leg.raw for leg in legs),
+            tuple(leg.agg for leg in legs),
+            value,
+            eligible,
+        )
+        comps = pool_components(self.params, inputs, market)
+        detail_fn = DETAILS.get(self.params.grid)
+        details: list[dict[str, float]] = [
+            detail_fn(leg.ctx) if leg.ctx is not None and detail_fn is not None else {}
+            for leg in legs
+        ]
+        # the cap is a component of the legs where it binds only (it is 0 elsewhere)
+        no_cap = np.zeros((1, len(legs)))
+        binds = comps.get(LONG_OPTION_CAP, no_cap)[0] != 0.0
+        out_comps = [
+            {k: float(v[0, u]) for k, v in comps.items() if k != LONG_OPTION_CAP or binds[u]}
+            for u in range(len(legs))
+        ]
         return out_comps, details
 
     def aggregate(self, vec: FloatArray, underlying: str, pool: str, rate: float) -> FloatArray:
