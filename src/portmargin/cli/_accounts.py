@@ -2,16 +2,39 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 
 import typer
 
-from portmargin.accounts import load_accounts
+from portmargin.accounts import Account, load_accounts
 from portmargin.cli._common import console, print_json
-from portmargin.errors import InputError
+from portmargin.errors import InputError, PortmarginError
+from portmargin.instruments import parse_instrument
 from portmargin.storage import DEFAULT_DB_URL, open_store
 
-__all__ = ["register"]
+__all__ = ["check_instruments", "register"]
+
+
+def check_instruments(accounts: Sequence[Account], source: str) -> None:
+    """Refuse accounts holding an instrument the monitor cannot name (built-in products only).
+
+    The accounts file loader accepts any string as an instrument; one such account would
+    make the monitor reject every market update of every account, so it is refused up front.
+
+    Raises
+    ------
+    InputError
+        ``source: accounts.I: account ID: positions: instrument ...: reason``.
+    """
+    for i, a in enumerate(accounts):
+        for name in a.positions:
+            try:
+                parse_instrument(name)
+            except PortmarginError as exc:
+                raise InputError(
+                    f"{source}: accounts.{i}: account {a.account_id}: positions: {exc}"
+                ) from None
 
 
 def register(app: typer.Typer) -> None:
@@ -26,6 +49,7 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Store the accounts of FILE (migrating the database first)."""
         accounts, _ = load_accounts(file)
+        check_instruments(accounts, str(file))
         store = open_store(db)
         n = store.save_accounts(accounts, replace=replace)
         console.print(f"stored {n} accounts in {db}")

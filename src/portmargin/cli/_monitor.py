@@ -9,9 +9,11 @@ from pathlib import Path
 import typer
 from rich.console import Group
 from rich.live import Live
+from rich.markup import escape
 from rich.table import Table
 
 from portmargin.accounts import load_accounts
+from portmargin.cli._accounts import check_instruments
 from portmargin.cli._common import console
 from portmargin.errors import InputError
 from portmargin.models import load_model
@@ -40,7 +42,7 @@ def _view(m: Monitor) -> Group:
         ratio = "inf" if math.isinf(a.margin_ratio) else f"{a.margin_ratio:.1%}"
         color = {"healthy": "green", "margin_call": "yellow", "liquidation": "red"}[a.status.value]
         t.add_row(
-            a.account_id,
+            escape(a.account_id),
             a.method,
             f"{a.equity_usd:,.0f}",
             f"{a.initial_margin_usd:,.0f}",
@@ -57,7 +59,9 @@ def _view(m: Monitor) -> Group:
             f"equity {fig.get('equity', 0):,.0f} / IM {fig.get('initial_margin', 0):,.0f}"
         )
         seq = ev.get("cause", {}).get("seq", ev.get("seq", ""))
-        e.add_row(str(seq), ev.get("market_time", ""), ev["kind"], ev.get("account") or "-", detail)
+        # Feed lines are untrusted: an account id or reason like "[/b]" is text, not markup.
+        cells = (str(seq), ev.get("market_time", ""), ev["kind"], ev.get("account") or "-", detail)
+        e.add_row(*(escape(str(c)) for c in cells))
     feed_time = m.feed_time.isoformat() if m.feed_time else "-"
     head = (
         f"feed time {feed_time}   seq {m.last_seq}   "
@@ -91,9 +95,13 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Monitor accounts' margin on a market feed; events are committed to the database."""
         accts, settings = load_accounts(accounts)
+        check_instruments(accts, str(accounts))
         store = open_store(db)
-        if not store.load_accounts():
+        stored = store.load_accounts()
+        if not stored:
             store.save_accounts(accts)
+        else:
+            check_instruments(stored, db)
         source: object
         if feed == FeedKind.replay:
             source = ReplayFeed(data, steps=steps)
@@ -117,6 +125,8 @@ def register(app: typer.Typer) -> None:
                     speed=speed,
                     on_step=lambda m: live.update(_view(m)),
                 )
+            if not console.is_terminal:
+                console.line()  # rich leaves the last frame unterminated on a pipe or file
         console.print(
             f"processed {stats.processed} input events ({stats.skipped} already committed), "
             f"{stats.emitted} events, {stats.rejected} rejected, {stats.seconds:.1f} s"
