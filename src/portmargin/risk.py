@@ -26,16 +26,17 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from portmargin._types import BoolArray, FloatArray
+from portmargin._types import BoolArray, FloatArray, IntArray
 from portmargin.errors import MarketDataError
 from portmargin.instruments import Instrument, InstrumentKind
 from portmargin.market.snapshot import MarketSnapshot
 from portmargin.pricing import black76_delta, black76_price
 from portmargin.scenarios import ScenarioSet
 
-__all__ = ["InstrumentTable", "RiskArray", "instrument_table", "risk_array"]
+__all__ = ["KIND_CODES", "InstrumentTable", "RiskArray", "instrument_table", "risk_array"]
 
 _DAYS_PER_YEAR = 365.0
+KIND_CODES: dict[InstrumentKind, int] = {k: i for i, k in enumerate(InstrumentKind)}
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,6 +63,13 @@ class InstrumentTable:
         Mark value per contract in the settlement currency (from the market's mark price).
     delta_coin
         Forward delta per contract in units of underlying (for delta-based add-ons).
+    kind
+        ``KIND_CODES[instrument.kind]`` per row.
+    expiry_group
+        0 for undated rows (perpetual, spot), else 1 + the rank of the row's expiry among
+        the table's distinct expiries.
+    expiry_years
+        ``T`` of each expiry group, shape ``(n_expiries + 1,)`` (0 for undated).
     """
 
     instruments: tuple[Instrument, ...]
@@ -78,6 +86,9 @@ class InstrumentTable:
     value_usd: FloatArray
     mark_settle: FloatArray
     delta_coin: FloatArray
+    kind: IntArray
+    expiry_group: IntArray
+    expiry_years: FloatArray
 
     @property
     def names(self) -> tuple[str, ...]:
@@ -143,8 +154,30 @@ def instrument_table(instruments: Sequence[Instrument], market: MarketSnapshot) 
     spot = [i for i, k in enumerate(kinds) if k is InstrumentKind.SPOT]
     if spot:
         mark_settle[spot] = mult[spot] * F[spot]
+    kind = np.array([KIND_CODES[k] for k in kinds], dtype=np.int64)
+    dates = sorted({x.expiry for x in insts if x.expiry is not None})
+    ranks = {e: 1 + r for r, e in enumerate(dates)}
+    group = np.array([0 if x.expiry is None else ranks[x.expiry] for x in insts], dtype=np.int64)
+    expiry_years = np.zeros(len(ranks) + 1)
+    expiry_years[group] = T
     return InstrumentTable(
-        insts, und, is_option, is_call, inverse, F, K, T, sigma, df, mult, value, mark_settle, delta
+        insts,
+        und,
+        is_option,
+        is_call,
+        inverse,
+        F,
+        K,
+        T,
+        sigma,
+        df,
+        mult,
+        value,
+        mark_settle,
+        delta,
+        kind,
+        group,
+        expiry_years,
     )
 
 

@@ -216,6 +216,7 @@ class MarginSession:
     _col_pair: IntArray = field(init=False)
     _col_row: IntArray = field(init=False)
     _pool_pairs: tuple[tuple[int, ...], ...] = field(init=False)
+    _stacked: FloatArray = field(init=False)  # [W | I | S], gathered at once by a what-if
 
     def __post_init__(self) -> None:
         market, model = self.market, self.model
@@ -341,6 +342,7 @@ class MarginSession:
         self._pool_pairs = tuple(
             tuple(k for k, pr in enumerate(pairs) if pr.pool == pool) for pool in pools
         )
+        self._stacked = np.hstack([w, ind, short])
 
     # -- construction --------------------------------------------------------------------
     def with_market(self, market: MarketSnapshot, *, moved: Collection[str]) -> MarginSession:
@@ -477,7 +479,9 @@ class MarginSession:
         if cols is None:
             w, ind, short = self.weights, self.indicators, self.short_indicators
         else:
-            w, ind, short = self.weights[cols], self.indicators[cols], self.short_indicators[cols]
+            g = self._stacked[cols]
+            a, b = self.weights.shape[1], self.weights.shape[1] + self.indicators.shape[1]
+            w, ind, short = g[:, :a], g[:, a:b], g[:, b:]
         v = np.asarray(q @ w)
         c = np.asarray(pres @ ind)
         s = np.asarray(neg @ short)
@@ -549,9 +553,10 @@ class MarginSession:
                 )
                 comps = pool_components(params, inputs, self.market)
                 ex = exists[:, ks]
+                everywhere = bool(ex.all())  # always so for one account
                 req_by_pair = np.zeros((n, len(ks)))
                 for name, val in comps.items():
-                    masked = np.where(ex, val, 0.0)
+                    masked = val if everywhere else np.where(ex, val, 0.0)
                     req_by_pair += masked
                     pooled[name] = masked.sum(axis=1)
                 best = np.argmax(np.where(ex, req_by_pair, -np.inf), axis=1)

@@ -9,6 +9,7 @@ import numpy as np
 from portmargin._types import BoolArray, FloatArray, IntArray
 from portmargin.instruments import InstrumentKind
 from portmargin.models.engine import ChargeContext
+from portmargin.risk import KIND_CODES
 
 __all__ = ["group_matrix", "pool_per_underlying_unit", "project", "rows_kind"]
 
@@ -20,8 +21,8 @@ def pool_per_underlying_unit(ctx: ChargeContext) -> float:
 
 def rows_kind(ctx: ChargeContext, kind: InstrumentKind) -> BoolArray:
     """Mask over the pool's rows: instruments of ``kind``."""
-    insts = ctx.risk.table.instruments
-    return np.array([insts[r].kind is kind for r in ctx.rows.tolist()], dtype=np.bool_)
+    out: BoolArray = ctx.risk.table.kind[ctx.rows] == KIND_CODES[kind]
+    return out
 
 
 def group_matrix(labels: IntArray, n_groups: int, values: FloatArray) -> FloatArray:

@@ -38,16 +38,10 @@ def roll_shock(ctx: ChargeContext) -> FloatArray:
     a = ctx.params.number("annualised_move_risk", ctx.pool)
     floor = ctx.params.number("min_annualised_move", ctx.pool)
     keep = ~rows_kind(ctx, InstrumentKind.SPOT)
-    T = tab.T[rows]
-    expiries = [tab.instruments[r].expiry for r in rows.tolist()]
-    keys = sorted({e for e in expiries if e is not None})
-    label = np.array([0 if e is None else 1 + keys.index(e) for e in expiries], dtype=np.int64)
-    t_group = np.zeros(len(keys) + 1)
-    for lab, t in zip(label.tolist(), T.tolist(), strict=True):
-        t_group[lab] = t
-    shock = np.maximum(floor, a * t_group)
+    # per expiry of the table (undated: group 0, T = 0); expiries no row holds net to 0
+    shock = np.maximum(floor, a * tab.expiry_years)
     delta = np.where(keep, tab.delta_coin[rows], 0.0)
-    net = project(ctx.quantities, group_matrix(label, len(keys) + 1, delta))
+    net = project(ctx.quantities, group_matrix(tab.expiry_group[rows], shock.size, delta))
     out: FloatArray = (np.abs(net) @ shock) * pool_per_underlying_unit(ctx)
     return out
 

@@ -116,9 +116,7 @@ def scan_decomposition(raw_pnl: FloatArray) -> dict[str, FloatArray]:
 def tier_labels(ctx: ChargeContext, bounds_days: list[float]) -> IntArray:
     """Tier of each pool row: 0 undated, then 1 + number of bounds ≤ days to expiry."""
     tab = ctx.risk.table
-    undated = np.array(
-        [tab.instruments[r].expiry is None for r in ctx.rows.tolist()], dtype=np.bool_
-    )
+    undated = tab.expiry_group[ctx.rows] == 0
     days = tab.T[ctx.rows] * _DAYS_PER_YEAR
     dated = 1 + np.searchsorted(np.asarray(bounds_days, dtype=np.float64), days, side="right")
     out: IntArray = np.where(undated, 0, dated).astype(np.int64)
