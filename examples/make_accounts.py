@@ -3,7 +3,9 @@
 Positions use options listed in both crash-day snapshots (2026-02-04 21:33Z and
 2026-02-05 21:29Z), so ``portmargin monitor --feed replay`` can revalue every account across
 the 5 Feb 2026 sell-off. Each account's cash is sized so its equity is a random multiple
-(1.15-3x, and at least 12,000 USD so it passes the portfolio-margin gate) of its initial margin on the first snapshot: thin cushions fail first.
+(1.15-3x, and at least 12,000 USD so it passes the portfolio-margin gate) of its
+portfolio-margin IM on the first snapshot: every account starts healthy, thin cushions fail
+first (``examples/crash_report.py`` shows the sequence; docs/crash-replay.md).
 
 Usage: ``python examples/make_accounts.py [DATA_DIR] [N] > examples/accounts.json``
 """
@@ -16,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-from portmargin.accounts import Account, AccountSettings, evaluate_account
+from portmargin.accounts import Account, AccountSettings, margin_usd
 from portmargin.models import load_model
 from portmargin.monitor import common_instruments, load_crash_day
 
@@ -25,6 +27,7 @@ DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "deribit_option
 
 
 def main() -> None:
+    """Print the accounts file."""
     data = Path(sys.argv[1]) if len(sys.argv) > 1 else DATA
     n = int(sys.argv[2]) if len(sys.argv) > 2 else 300
     rng = np.random.default_rng(SEED)
@@ -39,16 +42,14 @@ def main() -> None:
         k = (inst.strike or 0.0) / m0.forward(inst.underlying, inst.expiry)  # type: ignore[arg-type]
         if 7 / 365 < t < 0.5 and 0.7 < k < 1.3:
             by_und[inst.underlying].append(name)
+    strike = {x: float(m0.instrument(x).strike or 0.0) for xs in by_und.values() for x in xs}
     accounts = []
     for i in range(n):
         und = "BTC" if rng.random() < 0.6 else "ETH"
         pool = by_und[und]
-        puts = [
-            x for x in pool if x.endswith("-P") and m0.instrument(x).strike < m0.index_price(und)
-        ]  # type: ignore[operator]
-        calls = [
-            x for x in pool if x.endswith("-C") and m0.instrument(x).strike > m0.index_price(und)
-        ]  # type: ignore[operator]
+        spot = m0.index_price(und)
+        puts = [x for x in pool if x.endswith("-P") and strike[x] < spot]
+        calls = [x for x in pool if x.endswith("-C") and strike[x] > spot]
         size = float(rng.choice([1, 2, 5, 10, 25])) * (1.0 if und == "BTC" else 15.0)
         kind = rng.choice(["short_put", "strangle", "put_spread", "long_perp", "covered_call"])
         pos: dict[str, float] = {}
@@ -58,7 +59,7 @@ def main() -> None:
             pos[str(rng.choice(puts))] = -size
             pos[str(rng.choice(calls))] = -size
         elif kind == "put_spread":
-            a, b = sorted(rng.choice(puts, 2, replace=False), key=lambda x: m0.instrument(x).strike)  # type: ignore[arg-type,return-value]
+            a, b = sorted(rng.choice(puts, 2, replace=False), key=lambda x: strike[str(x)])
             if a != b:
                 pos[str(b)] = -size
                 pos[str(a)] = size
@@ -68,12 +69,11 @@ def main() -> None:
             pos[str(rng.choice(calls))] = -size
         coll = "USDC" if kind == "long_perp" or rng.random() < 0.3 else und
         probe = Account(f"acct-{i:03d}", pos, {coll: 0.0})
-        im = evaluate_account(
-            probe, m0, model, AccountSettings(min_pm_equity_usd=0.0)
-        ).initial_margin_usd
+        # Portfolio-margin figures of the bare book (its equity is negative, so the account
+        # gate would send it to the rules fallback; the cash makes it eligible).
+        im, _, margin_eq = margin_usd(model.margin(probe.portfolio(), m0))
         cushion = float(rng.uniform(1.15, 3.0))
-        margin_eq = evaluate_account(probe, m0, model, AccountSettings(min_pm_equity_usd=0.0))
-        need_usd = max(im * cushion, 12_000.0) - margin_eq.margin_equity_usd
+        need_usd = max(im * cushion, 12_000.0) - margin_eq
         rate = 1.0 if coll == "USDC" else m0.index_price(und)
         hc = settings.haircuts.get(coll, 0.0)
         amount = max(need_usd, 100.0) / (rate * (1.0 - hc))

@@ -241,12 +241,14 @@ def test_show_prints_balances_positions_margin_and_events(
         a for a in json.loads(small_accounts.read_text())["accounts"] if a["id"] == account_id
     )
     assert doc["id"] == account_id
-    # Balances as stored now (the monitor may have settled futures P&L into them).
+    # Balances as stored now (the monitor settles futures P&L into them).
     assert doc["balances"] == dict(stored.balances)
     assert set(src["balances"]) <= set(doc["balances"])
-    assert {p["instrument"]: p["quantity"] for p in doc["positions"]} == pytest.approx(
-        {p["instrument"]: p["quantity"] for p in src["positions"]}
-    )
+    # Positions as stored now (inverse futures sizes are rescaled when settled).
+    assert {p["instrument"]: p["quantity"] for p in doc["positions"]} == dict(stored.positions)
+    assert {p["instrument"] for p in doc["positions"]} == {
+        p["instrument"] for p in src["positions"]
+    }
     latest = doc["latest_margin"]
     assert latest == snap
     assert latest["seq"] == FEED_EVENTS or latest["seq"] == FEED_EVENTS - 1

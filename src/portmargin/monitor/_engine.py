@@ -10,6 +10,12 @@ is processed as one unit:
    array of ``u`` (one vectorised revaluation of every instrument any account holds on
    ``u``) and re-margins only the accounts holding ``u`` (a position on it, or a ``u``
    balance); an account change re-margins that account.
+   Futures and perpetuals of ``u`` are first settled to market (variation margin): each
+   contract's P&L from the previous mark to the new one is credited to the balance of its
+   settlement currency (inverse sizes in coin are rescaled to keep their USD face), so
+   equity carries their P&L as the market moves (the account
+   file's positions have no entry price: the first marks the monitor sees are the
+   reference). Options are not settled: their mark value is in equity.
 3. **Emit** events: ``margin_call``, ``liquidation`` and ``healthy`` (back to healthy) on a
    status change, each with the account, its figures, the market time and the input event
    that caused it; ``trade``/``deposit``/``withdrawal`` for accepted changes; ``rejected``.
@@ -52,7 +58,7 @@ from portmargin.accounts import (
 from portmargin.accounts._batch import canonical_positions
 from portmargin.batch import AccountBook, BatchResult, MarginSession, cash_column
 from portmargin.errors import PortmarginError
-from portmargin.instruments import STABLE_CURRENCIES, expiry_code
+from portmargin.instruments import STABLE_CURRENCIES, InstrumentKind, expiry_code
 from portmargin.market.snapshot import MarketSnapshot, OptionQuote, UnderlyingQuote, build_market
 from portmargin.models import MarginModel
 from portmargin.monitor._events import AccountChange, FeedItem, Malformed, MarketUpdate
@@ -201,6 +207,61 @@ class Monitor:
         held = sp.csr_array((np.ones_like(q.data), q.indices, q.indptr), shape=q.shape)
         return np.flatnonzero(held @ mask).astype(np.int64)
 
+    def _settle_futures(
+        self, old: MarginSession, new: MarginSession, book: AccountBook, und: str
+    ) -> tuple[AccountBook, dict[str, Account]]:
+        r"""Settle the futures and perpetuals of ``und`` to the new marks (variation margin).
+
+        Per contract, from the old mark ``F₀`` to the new ``F₁`` (the delta-one P&L of
+        :mod:`portmargin.risk` at ``m = F₁/F₀ − 1``)::
+
+            linear    M·(F₁ − F₀)        credited in the quote currency (USDC)
+            inverse   M·(1 − F₀/F₁)      credited in the coin, and the size rescaled by
+                                         F₀/F₁ coin per coin
+
+        An inverse contract has a fixed USD face (``q·F`` at the mark, deribit.md §1.4), so a
+        position of ``q`` coins at ``F₀`` is ``q·F₀/F₁`` coins at ``F₁``; the settlements then
+        telescope to ``q₀·(1 − F₀/F_n)``, the P&L of the USD notional ``q₀·F₀`` held
+        throughout. As one sparse product ``ΔQ = Q @ S`` (``S`` maps each future's column to
+        the cash column of its settlement currency at its per-contract P&L, and to itself at
+        ``F₀/F₁ − 1`` if inverse). Returns the book with ``Q + ΔQ`` and the accounts whose
+        balances and positions changed (not yet stored).
+        """
+        a0, a1 = old.arrays.get(und), new.arrays.get(und)
+        if a0 is None or a1 is None or a0.table.names != a1.table.names:
+            return book, {}
+        tab = a1.table
+        kinds = (InstrumentKind.FUTURE, InstrumentKind.PERPETUAL)
+        d1 = np.flatnonzero([x.kind in kinds for x in tab.instruments])
+        if d1.size == 0:
+            return book, {}
+        f0, f1 = a0.table.F[d1], tab.F[d1]
+        pnl = tab.multiplier[d1] * np.where(tab.inverse[d1], 1.0 - f0 / f1, f1 - f0)
+        ccys = [tab.instruments[i].settlement_currency for i in d1]
+        ccy_of = {new.index[cash_column(c)]: c for c in ccys}
+        rows = [new.index[tab.names[i]] for i in d1]
+        inv = tab.inverse[d1]
+        n = len(new.columns)
+        s_rows = rows + [r for r, x in zip(rows, inv, strict=True) if x]
+        s_cols = [new.index[cash_column(c)] for c in ccys] + s_rows[len(rows) :]
+        s_vals = np.concatenate([pnl, (f0 / f1 - 1.0)[inv]])
+        delta = book.quantities @ sp.csr_array((s_vals, (s_rows, s_cols)), shape=(n, n))
+        delta.eliminate_zeros()
+        cash: dict[str, dict[str, float]] = {}
+        size: dict[str, dict[str, float]] = {}
+        coo = delta.tocoo()
+        for r, c, v in zip(coo.row.tolist(), coo.col.tolist(), coo.data.tolist(), strict=True):
+            acct = book.accounts[r]
+            if c in ccy_of:
+                cash.setdefault(acct, {})[ccy_of[c]] = v
+            else:
+                size.setdefault(acct, {})[new.columns[c]] = v
+        changed = {
+            a: self.accounts[a].with_trades(size.get(a, {}), cash.get(a, {}))
+            for a in {*cash, *size}
+        }
+        return AccountBook(book.accounts, (book.quantities + delta).tocsr()), changed
+
     def _adopt(self, session: MarginSession, book: AccountBook, result: BatchResult) -> None:
         self.session, self.book, self.result = session, book, result
         self._rows = {a: i for i, a in enumerate(book.accounts)}
@@ -292,15 +353,17 @@ class Monitor:
                 session, book, result = self._rebuild(states, snap, {und})
                 idx = self._holding(session, book, und)
                 part = result.take(idx)
+                settled: dict[str, Account] = {}
             else:
                 # One vectorised pass over the accounts exposed to the moved underlying.
                 session = self.session.with_market(snap, moved={und})
-                book = self.book
+                book, settled = self._settle_futures(self.session, session, self.book, und)
                 idx = self._holding(session, book, und)
                 sub = AccountBook([book.accounts[int(i)] for i in idx], book.quantities[idx])
                 part = session.margin(sub)
                 result = self.result.put(idx, part)
-            touched = [self.accounts[book.accounts[int(i)]] for i in idx]
+            accounts = {**self.accounts, **settled}
+            touched = [accounts[book.accounts[int(i)]] for i in idx]
             margins = self.batch.figures(touched, part, snap)
         except PortmarginError as exc:
             raise _RejectedError(f"{item.underlying}: {exc}") from None
@@ -310,9 +373,11 @@ class Monitor:
             feed=self.feed_name,
             seq=item.seq,
             market_time=_iso(item.time),
+            accounts=list(settled.values()),
             margins=margins,
             events=[(e["kind"], e["account"], e) for e in events],
         )
+        self.accounts = accounts
         self.states, self.market = states, snap
         self._adopt(session, book, result)
         self.feed_time = item.time
@@ -474,6 +539,8 @@ class Monitor:
         first: datetime | None = None
         new = 0
         for item in feed:
+            if max_events is not None and new >= max_events:
+                break
             if self.process(item) is None:
                 continue
             new += 1
@@ -487,7 +554,5 @@ class Monitor:
             self.stats.seconds = _time.monotonic() - start
             if on_step is not None:
                 on_step(self)
-            if max_events is not None and new >= max_events:
-                break
         self.stats.seconds = _time.monotonic() - start
         return self.stats
