@@ -252,13 +252,13 @@ def aggregate_scenarios(
 class Aggregation:
     """:func:`aggregate_scenarios` with its per-scenario constants computed once.
 
-    ``cap`` is ``max_offsetable_pnl / rate``; ``extended`` marks the extended scenarios and
-    ``damp`` their dampener in the pool currency (``None`` when there is none).
+    ``cap`` is ``max_offsetable_pnl / rate``; ``extended`` indexes the extended scenarios
+    and ``damp`` holds their dampener in the pool currency (``None`` when there is none).
     """
 
     pnl_offset: float
     cap: float
-    extended: BoolArray | None
+    extended: IntArray | None
     damp: FloatArray | None
 
     @staticmethod
@@ -273,14 +273,17 @@ class Aggregation:
         sign = np.sign(m)
         damp_usd = (np.maximum(np.abs(m) / pr, 1.0) - 1.0) * cp.extended_dampener
         damp = damp_usd if in_usd else damp_usd / (rate * (1.0 + sign * pr))
-        return Aggregation(cp.pnl_offset, cap, ext, damp)
+        idx = np.flatnonzero(ext).astype(np.int64)
+        return Aggregation(cp.pnl_offset, cap, idx, damp[idx])
 
     def __call__(self, vec: FloatArray) -> FloatArray:
         """Aggregated ``vec`` (``(..., n_scen)``)."""
-        agg = np.minimum(vec, 0.0) + self.pnl_offset * np.minimum(np.maximum(vec, 0.0), self.cap)
-        if self.extended is not None and self.damp is not None:
-            lift = np.where(self.extended & (agg < 0), np.minimum(self.damp, -agg), 0.0)
-            agg = agg + lift
+        agg = np.minimum(vec, 0.0)
+        if self.pnl_offset != 0.0 and self.cap != 0.0:  # else the offset term is 0
+            agg += self.pnl_offset * np.minimum(np.maximum(vec, 0.0), self.cap)
+        if self.extended is not None and self.damp is not None:  # only those columns move
+            sub = agg[..., self.extended]
+            agg[..., self.extended] = sub + np.where(sub < 0, np.minimum(self.damp, -sub), 0.0)
         out: FloatArray = agg
         return out
 
