@@ -10,6 +10,7 @@ from batch_books import random_books, to_portfolio
 
 import portmargin as pm
 from portmargin.batch import BatchResult, MarginSession
+from portmargin.batch import _session as batch_session
 from portmargin.market import MarketSnapshot
 
 RTOL = 1e-9
@@ -111,6 +112,27 @@ def test_whatif_on_many_leg_accounts_equals_single(
         [session.margin_positions(positions[a], cash.get(a)) for a in accounts]
     )
     _check(chain, model, result, accounts, positions, cash, list(range(len(accounts))))
+
+
+@pytest.mark.parametrize(("name", "cross"), MODELS)
+def test_masked_pool_evaluation_equals_pair_pattern_groups(
+    chain: MarketSnapshot, name: str, cross: bool | None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Accounts are grouped by the pairs they hold; above MAX_PAIR_PATTERNS groups a pool's
+    # accounts are evaluated together with the pairs they lack masked out. Both must agree.
+    model = pm.load_model(name, cross=cross)
+    positions, cash = random_books(chain, 80, seed=9)
+    for a in range(10):  # single-underlying accounts, so there are several patterns
+        positions[f"eth{a}"] = dict.fromkeys(chain.option_names("ETH")[a : a + 3], -1.0)
+    session = MarginSession(chain, model)
+    book = session.book_from_positions(positions, cash)
+    grouped = session.margin(book, chunk=40)
+    monkeypatch.setattr(batch_session, "MAX_PAIR_PATTERNS", 0)
+    masked = session.margin(book, chunk=40)
+    for field in ("initial_margin", "maintenance_margin", "equity", "binding_pnl"):
+        np.testing.assert_allclose(getattr(grouped, field), getattr(masked, field), rtol=1e-12)
+    for field in ("present", "binding_pair", "binding_scenario"):
+        np.testing.assert_array_equal(getattr(grouped, field), getattr(masked, field))
 
 
 def test_zero_cash_balance_opens_its_pool_like_single() -> None:
