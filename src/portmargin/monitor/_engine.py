@@ -16,6 +16,11 @@ is processed as one unit:
    equity carries their P&L as the market moves (the account
    file's positions have no entry price: the first marks the monitor sees are the
    reference). Options are not settled: their mark value is in equity.
+   The qualification gate (portfolio margin or the rules fallback) is applied when an
+   account is first margined and again on each of its account changes, never on a market
+   move alone: a switch of method mid-crash is a pro-cyclical cliff (on the crash-day
+   replay, seven put-spread books that dipped below the gate would have been liquidated
+   at once by the switch to strategy rules). ``eligible`` reports the gate's verdict.
 3. **Emit** events: ``margin_call``, ``liquidation`` and ``healthy`` (back to healthy) on a
    status change, each with the account, its figures, the market time and the input event
    that caused it; ``trade``/``deposit``/``withdrawal`` for accepted changes; ``rejected``.
@@ -55,7 +60,7 @@ from portmargin.accounts import (
     instrument_known,
     trade_cash,
 )
-from portmargin.accounts._batch import canonical_positions
+from portmargin.accounts._batch import canonical, canonical_positions
 from portmargin.batch import AccountBook, BatchResult, MarginSession, cash_column
 from portmargin.errors import PortmarginError
 from portmargin.instruments import STABLE_CURRENCIES, InstrumentKind, expiry_code
@@ -130,6 +135,7 @@ class Monitor:
         self.batch = BatchMargin(model, settings)
         self.accounts: dict[str, Account] = {a.account_id: a for a in store.load_accounts()}
         self.statuses: dict[str, str] = store.statuses()
+        self.methods: dict[str, str] = store.margin_methods()
         self.margins: dict[str, AccountMargin] = {}
         self.states: dict[str, MarketUpdate] = {}
         self.session: MarginSession | None = None
@@ -260,7 +266,7 @@ class Monitor:
             a: self.accounts[a].with_trades(size.get(a, {}), cash.get(a, {}))
             for a in {*cash, *size}
         }
-        return AccountBook(book.accounts, (book.quantities + delta).tocsr()), changed
+        return canonical(AccountBook(book.accounts, (book.quantities + delta).tocsr())), changed
 
     def _adopt(self, session: MarginSession, book: AccountBook, result: BatchResult) -> None:
         self.session, self.book, self.result = session, book, result
@@ -364,7 +370,7 @@ class Monitor:
                 result = self.result.put(idx, part)
             accounts = {**self.accounts, **settled}
             touched = [accounts[book.accounts[int(i)]] for i in idx]
-            margins = self.batch.figures(touched, part, snap)
+            margins = self.batch.figures(touched, part, snap, self.methods)
         except PortmarginError as exc:
             raise _RejectedError(f"{item.underlying}: {exc}") from None
         cause = {"seq": item.seq, "input": "market", "underlying": item.underlying}
@@ -395,7 +401,9 @@ class Monitor:
         if row is None:
             raise _RejectedError("no market data for an underlying of the account")
         try:
-            before = self.batch.figures([acct], result.take(np.asarray([row])), snap)[0]
+            before = self.batch.figures([acct], result.take(np.asarray([row])), snap, self.methods)[
+                0
+            ]
             if item.kind == "trade":
                 if not (math.isfinite(item.quantity) and item.quantity != 0):
                     raise _RejectedError(
@@ -484,7 +492,9 @@ class Monitor:
             return session, book, result, result.take(np.asarray([row]))
         line = self.batch.book(session, [new], snap).quantities
         q = book.quantities
-        book = AccountBook(book.accounts, sp.vstack([q[:row], line, q[row + 1 :]], format="csr"))
+        book = canonical(
+            AccountBook(book.accounts, sp.vstack([q[:row], line, q[row + 1 :]], format="csr"))
+        )
         part = session.margin(AccountBook([new.account_id], line))
         return session, book, result.put(np.asarray([row]), part), part
 
@@ -514,6 +524,7 @@ class Monitor:
         for m in margins:
             self.margins[m.account_id] = m
             self.statuses[m.account_id] = m.status.value
+            self.methods[m.account_id] = m.method
         self.stats.processed += 1
         self.stats.emitted += len(events)
         self._remember(events)

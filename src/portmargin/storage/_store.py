@@ -155,6 +155,15 @@ class Store:
         with self._session() as s:
             return {r.id: r.status for r in s.scalars(select(AccountRow))}
 
+    def margin_methods(self) -> dict[str, str]:
+        """Margin method (``portfolio``/``rules``) of every account margined so far."""
+        with self._session() as s:
+            margined = select(SnapshotRow.account_id).distinct()
+            rows = s.execute(
+                select(AccountRow.id, AccountRow.method).where(AccountRow.id.in_(margined))
+            )
+            return {r.id: r.method for r in rows}
+
     def latest_snapshot(self, account_id: str) -> dict[str, Any] | None:
         """The account's most recent margin snapshot, or None."""
         with self._session() as s:
