@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 import scipy.sparse as sp
 
 from portmargin._types import BoolArray, FloatArray, IntArray
@@ -234,12 +235,17 @@ class MarginSession:
     def __post_init__(self) -> None:
         market, model = self.market, self.model
         names = self.instruments or _market_universe(market)
+        # instruments of reused risk arrays are not parsed again (a tick keeps most of them)
+        known = {x.name: x for arr in self.arrays.values() for x in arr.table.instruments}
         insts: list[Instrument] = []
         for name in dict.fromkeys(names):
-            try:
-                insts.append(market.instrument(name))
-            except PortmarginError as exc:
-                raise InputError(f"instrument {name!r}: {exc}") from None
+            inst = known.get(name)
+            if inst is None:
+                try:
+                    inst = market.instrument(name)
+                except PortmarginError as exc:
+                    raise InputError(f"instrument {name!r}: {exc}") from None
+            insts.append(inst)
         by_und: dict[str, list[Instrument]] = {}
         for inst in insts:
             by_und.setdefault(inst.underlying, []).append(inst)
@@ -262,8 +268,12 @@ class MarginSession:
         pair_cols: dict[tuple[str, str], tuple[list[int], list[int]]] = {}
         col = 0
         for und, arr in self.arrays.items():
-            for r, inst in enumerate(arr.table.instruments):
-                c, rr = pair_cols.setdefault((model.pool_of(inst), und), ([], []))
+            pool_by_ccy: dict[str, str] = {}
+            for r, ccy in enumerate(arr.table.settlement_currencies):
+                pool = pool_by_ccy.get(ccy)
+                if pool is None:  # model.pool_of, once per settlement currency
+                    pool = pool_by_ccy[ccy] = model.pool_of(arr.table.instruments[r])
+                c, rr = pair_cols.setdefault((pool, und), ([], []))
                 c.append(col)
                 rr.append(r)
                 col += 1
@@ -489,10 +499,15 @@ class MarginSession:
             cols += [self.index[cash_column(u)] for u in moved_set if cash_column(u) in self.index]
             pools.add(self.pools.index(USD))
         q = book.quantities
-        touched = np.zeros(len(self.columns), dtype=np.int64)
+        touched = np.zeros(len(self.columns), dtype=np.uint8)
         touched[cols] = 1
-        # accounts with a stored entry in a touched column (explicit cash zeros included)
-        seen = np.concatenate([[0], np.cumsum(touched[q.indices])])
+        # accounts with a stored entry in a touched column (explicit cash zeros included):
+        # a running count over the stored entries, compared at the row bounds
+        seen: npt.NDArray[np.integer[Any]] = np.empty(
+            q.nnz + 1, dtype=np.int32 if q.nnz < 2**31 else np.int64
+        )
+        seen[0] = 0
+        np.cumsum(touched[q.indices], dtype=seen.dtype, out=seen[1:])
         idx = np.flatnonzero(seen[q.indptr[1:]] > seen[q.indptr[:-1]]).astype(np.int64)
         if idx.size == 0:
             return previous, idx
