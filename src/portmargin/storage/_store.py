@@ -120,23 +120,37 @@ class Store:
                     f"accounts already stored: {', '.join(clash[:5])}"
                     + (" ..." if len(clash) > 5 else "")
                 )
-            for a in accounts:
-                if a.account_id not in existing:
-                    s.add(AccountRow(id=a.account_id, status="healthy", method="portfolio"))
-                self._write_account(s, a)
+            s.add_all(
+                AccountRow(id=a.account_id, status="healthy", method="portfolio")
+                for a in accounts
+                if a.account_id not in existing
+            )
+            s.flush()
+            self._write_accounts(s, accounts)
         return len(accounts)
 
     @staticmethod
-    def _write_account(s: Session, a: Account) -> None:
-        s.execute(delete(BalanceRow).where(BalanceRow.account_id == a.account_id))
-        s.execute(delete(PositionRow).where(PositionRow.account_id == a.account_id))
-        s.add_all(
-            BalanceRow(account_id=a.account_id, currency=c, amount=v) for c, v in a.balances.items()
-        )
-        s.add_all(
-            PositionRow(account_id=a.account_id, instrument=i, quantity=q)
+    def _write_accounts(s: Session, accounts: Sequence[Account]) -> None:
+        """Replace the balances and positions of ``accounts``: two deletes, two inserts."""
+        if not accounts:
+            return
+        ids = [a.account_id for a in accounts]
+        s.execute(delete(BalanceRow).where(BalanceRow.account_id.in_(ids)))
+        s.execute(delete(PositionRow).where(PositionRow.account_id.in_(ids)))
+        balances = [
+            {"account_id": a.account_id, "currency": c, "amount": v}
+            for a in accounts
+            for c, v in a.balances.items()
+        ]
+        positions = [
+            {"account_id": a.account_id, "instrument": i, "quantity": q}
+            for a in accounts
             for i, q in a.positions.items()
-        )
+        ]
+        if balances:
+            s.execute(insert(BalanceRow), balances)
+        if positions:
+            s.execute(insert(PositionRow), positions)
 
     def load_accounts(self) -> list[Account]:
         """Every stored account, sorted by id."""
@@ -232,8 +246,7 @@ class Store:
             cur = s.get(CursorRow, feed, with_for_update=True)
             if cur is not None and seq <= cur.last_seq:
                 return False
-            for a in accounts:
-                self._write_account(s, a)
+            self._write_accounts(s, accounts)
             if margins:
                 # Core executemany: one statement per table, not one ORM unit per row.
                 s.execute(
