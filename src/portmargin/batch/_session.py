@@ -690,17 +690,17 @@ class MarginSession:
             masked = val if mask is None else np.where(mask, val, 0.0)
             req_by_pair += masked
             sums[name] = masked.sum(axis=1)
+        # binding: the pair with the largest requirement, and its worst scenario
         best = np.argmax(req_by_pair if mask is None else np.where(mask, req_by_pair, -np.inf), 1)
-        anyex = np.ones(m, dtype=np.bool_) if mask is None else mask.any(axis=1)
-        bind_pair = np.where(anyex, np.asarray(ks, dtype=np.int64)[best], -1)
-        bind_scen = np.full(m, -1, dtype=np.int64)
-        bind_pnl = np.zeros(m)
-        for b, agg in enumerate(aggs):
-            sel = anyex & (best == b)
-            if sel.any():
-                j = np.argmin(agg[sel], axis=1)
-                bind_scen[sel] = j
-                bind_pnl[sel] = agg[sel][np.arange(j.size), j]
+        every = np.arange(m)
+        worst = np.stack([np.argmin(agg, axis=1) for agg in aggs])  # (pairs, m)
+        pnl = np.stack([agg[every, j] for agg, j in zip(aggs, worst, strict=True)])
+        bind_pair = np.asarray(ks, dtype=np.int64)[best]
+        bind_scen = worst[best, every]
+        bind_pnl = pnl[best, every]
+        if mask is not None:  # rows that have none of these pairs bind nothing
+            none = ~mask.any(axis=1)
+            bind_pair[none], bind_scen[none], bind_pnl[none] = -1, -1, 0.0
         return sums, bind_pair, bind_scen, bind_pnl
 
 

@@ -258,7 +258,7 @@ class Aggregation:
 
     pnl_offset: float
     cap: float
-    extended: IntArray | None
+    extended: IntArray | slice | None
     damp: FloatArray | None
 
     @staticmethod
@@ -274,7 +274,9 @@ class Aggregation:
         damp_usd = (np.maximum(np.abs(m) / pr, 1.0) - 1.0) * cp.extended_dampener
         damp = damp_usd if in_usd else damp_usd / (rate * (1.0 + sign * pr))
         idx = np.flatnonzero(ext).astype(np.int64)
-        return Aggregation(cp.pnl_offset, cap, idx, damp[idx])
+        lo, hi = int(idx[0]), int(idx[-1]) + 1
+        cols: IntArray | slice = slice(lo, hi) if hi - lo == idx.size else idx  # a view if it can
+        return Aggregation(cp.pnl_offset, cap, cols, damp[idx])
 
     def __call__(self, vec: FloatArray) -> FloatArray:
         """Aggregated ``vec`` (``(..., n_scen)``)."""
@@ -283,7 +285,10 @@ class Aggregation:
             agg += self.pnl_offset * np.minimum(np.maximum(vec, 0.0), self.cap)
         if self.extended is not None and self.damp is not None:  # only those columns move
             sub = agg[..., self.extended]
-            agg[..., self.extended] = sub + np.where(sub < 0, np.minimum(self.damp, -sub), 0.0)
+            # = where(sub < 0, min(damp, −sub), 0): damp ≥ 0, and −sub ≤ 0 where sub ≥ 0
+            sub += np.maximum(np.minimum(self.damp, -sub), 0.0)
+            if not isinstance(self.extended, slice):  # a copy, not a view: write it back
+                agg[..., self.extended] = sub
         out: FloatArray = agg
         return out
 
