@@ -613,9 +613,13 @@ class MarginSession:
         if not ks_all:
             return []
         ex = exists[:, ks_all]
-        if len(ks_all) <= 30:
+        if ex.shape[0] == 1:  # one account (what-if): its own pairs
+            ks = [k for i, k in enumerate(ks_all) if ex[0, i]]
+            return [(None, ks, None)] if ks else []
+        if len(ks_all) <= 12:
             code = ex.astype(np.int64) @ (1 << np.arange(len(ks_all), dtype=np.int64))
-            codes = [int(x) for x in np.unique(code) if x]
+            counts = np.bincount(code, minlength=1 << len(ks_all))
+            codes = [int(x) for x in np.flatnonzero(counts[1:]) + 1]
             if len(codes) <= MAX_PAIR_PATTERNS:
                 out: list[tuple[IntArray | None, list[int], BoolArray | None]] = []
                 for cd in codes:
@@ -691,8 +695,11 @@ class MarginSession:
             req_by_pair += masked
             sums[name] = masked.sum(axis=1)
         # binding: the pair with the largest requirement, and its worst scenario
-        best = np.argmax(req_by_pair if mask is None else np.where(mask, req_by_pair, -np.inf), 1)
         every = np.arange(m)
+        if len(aggs) == 1 and mask is None:  # the usual group: accounts of one pair
+            j = np.argmin(aggs[0], axis=1)
+            return sums, np.full(m, ks[0], dtype=np.int64), j, aggs[0][every, j]
+        best = np.argmax(req_by_pair if mask is None else np.where(mask, req_by_pair, -np.inf), 1)
         worst = np.stack([np.argmin(agg, axis=1) for agg in aggs])  # (pairs, m)
         pnl = np.stack([agg[every, j] for agg, j in zip(aggs, worst, strict=True)])
         bind_pair = np.asarray(ks, dtype=np.int64)[best]
