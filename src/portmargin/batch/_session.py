@@ -1,19 +1,23 @@
-r"""Margin many accounts at once: risk arrays once per market state, one sparse product.
+r"""Margin many accounts at once: risk arrays once per market state, sparse products.
 
 A :class:`MarginSession` fixes a market, a model and an instrument universe. It computes the
 risk arrays of the universe once (one vectorised call per underlying) and lays them out as
 one block matrix ``W`` of shape ``(n_columns, n_out)``: a column block of scenarios for each
-(margin pool, underlying) pair, one equity column per pool and one long-option-cap column per
-pair. Accounts are the rows of a sparse matrix ``Q`` (accounts × instruments + cash
+(margin pool, underlying) pair, one equity column per pool and one long-option-value column
+per pair. Accounts are the rows of a sparse matrix ``Q`` (accounts × instruments + cash
 currencies), so for a chunk of accounts::
 
-    V = Q @ W                    weighted scenario P&L of every pair, equity, cap numerators
-    C = 1[Q ≠ 0] @ I             which pairs / pools each account has (indicator products)
+    V_k = Q[:, pair k] @ W[pair k, block k]  (+ coin collateral)   scenario P&L of pair k
+    E   = Q @ W[:, equity and value columns]                        equity, cap values
+    C   = 1[Q ≠ 0] @ I                   which pairs / pools each account has (indicators)
 
-and everything after is element-wise over ``(n_accounts, n_scen)`` arrays using the engine's
-own pure pieces (:meth:`MarginModel.aggregate`, :func:`~portmargin.models.engine.compose`,
-the ``CHARGES`` and ``CREDITS`` registries, which are vectorised over accounts). There is no
-Python loop over accounts or positions, only over pairs, charges and account chunks.
+Per pool, accounts are grouped by which of the pool's pairs they hold, and each group goes
+through the engine's own stage 2 (:func:`~portmargin.models.engine.pool_components`,
+:func:`~portmargin.models.engine.pool_requirements`, with :meth:`MarginModel.aggregate`
+before it), vectorised over the group's accounts: the rules are written once, in
+:mod:`portmargin.models.engine`. There is no Python loop over accounts or positions, only
+over pools, pair groups, pairs, charges and account chunks. A what-if
+(:meth:`MarginSession.margin_positions`) gathers only the account's own rows of ``W``.
 """
 
 from __future__ import annotations
@@ -800,15 +804,24 @@ def build_quantities(
     rows: IntArray, cols: IntArray, vals: FloatArray, shape: tuple[int, int], cash_cols: IntArray
 ) -> sp.csr_array:
     """CSR quantities with duplicates summed; zero net positions dropped, cash zeros kept."""
-    q = sp.csr_array((vals, (rows, cols)), shape=shape)
+    if rows.size and bool(np.all(rows[1:] >= rows[:-1])):
+        # rows already grouped (a file sorted by account): CSR directly, no COO conversion
+        indptr = np.zeros(shape[0] + 1, dtype=np.int64)
+        np.cumsum(np.bincount(rows, minlength=shape[0]), out=indptr[1:])
+        q = sp.csr_array(
+            (np.array(vals, dtype=np.float64), np.array(cols, dtype=np.int64), indptr),
+            shape=shape,
+        )
+    else:
+        q = sp.csr_array((vals, (rows, cols)), shape=shape)
     q.sum_duplicates()
     is_cash = np.zeros(shape[1], dtype=np.bool_)
     is_cash[cash_cols] = True
-    drop = (q.data == 0) & ~is_cash[q.indices]
-    if drop.any():
-        coo = q.tocoo()
-        keep = ~((coo.data == 0) & ~is_cash[coo.col])
-        q = sp.csr_array((coo.data[keep], (coo.row[keep], coo.col[keep])), shape=shape)
+    keep = (q.data != 0) | is_cash[q.indices]
+    if not keep.all():  # drop in place: entries stay sorted, row bounds move by the drops
+        kept = np.zeros(keep.size + 1, dtype=np.int64)
+        np.cumsum(keep, out=kept[1:])
+        q = sp.csr_array((q.data[keep], q.indices[keep], kept[q.indptr]), shape=shape)
     return q
 
 
