@@ -6,21 +6,21 @@ is processed as one unit:
 1. **Validate** it. A NaN or non-positive price or vol, a time before the feed time, a
    malformed line, an unknown account or instrument, a withdrawal larger than the balance or
    the excess, a trade the pre-trade check refuses: the event is **rejected** with a reason.
-2. **Recompute only what it touches.** A market update of underlying ``u`` rebuilds the risk
-   array of ``u`` (one vectorised revaluation of every instrument any account holds on
-   ``u``) and re-margins only the accounts holding ``u`` (a position on it, or a ``u``
-   balance); an account change re-margins that account.
-   Futures and perpetuals of ``u`` are first settled to market (variation margin): each
-   contract's P&L from the previous mark to the new one is credited to the balance of its
-   settlement currency (inverse sizes in coin are rescaled to keep their USD face), so
-   equity carries their P&L as the market moves (the account
-   file's positions have no entry price: the first marks the monitor sees are the
-   reference). Options are not settled: their mark value is in equity.
+2. **Recompute only what it touches**, in one vectorised pass. The monitor keeps a
+   :class:`~portmargin.batch.MarginSession` over the held instruments, the accounts as one
+   sparse book and the last result. A market update of underlying ``u`` first settles the
+   futures and perpetuals of ``u`` to market (variation margin, :meth:`_settle_futures`:
+   the P&L since the previous mark is credited to the balance, so equity carries it; the
+   accounts file has no entry prices, so the first marks seen are the reference). It then
+   recomputes the risk array of ``u`` (``with_market(moved={u})``) and margins only the
+   rows exposed to ``u`` (a position on it or a ``u`` balance) with one ``margin()`` call.
+   An account change re-margins that account's row; a trade in an instrument nobody held
+   grows the universe and re-margins every row on the new session.
    The qualification gate (portfolio margin or the rules fallback) is applied when an
-   account is first margined and again on each of its account changes, never on a market
-   move alone: a switch of method mid-crash is a pro-cyclical cliff (on the crash-day
-   replay, seven put-spread books that dipped below the gate would have been liquidated
-   at once by the switch to strategy rules). ``eligible`` reports the gate's verdict.
+   account is first margined and on each of its own changes, never on a market move: a
+   switch of method mid-crash is a pro-cyclical cliff (on the crash-day replay, seven
+   put-spread books that dipped below the gate were liquidated at once by the switch to
+   strategy rules). ``eligible`` reports the gate's current verdict.
 3. **Emit** events: ``margin_call``, ``liquidation`` and ``healthy`` (back to healthy) on a
    status change, each with the account, its figures, the market time and the input event
    that caused it; ``trade``/``deposit``/``withdrawal`` for accepted changes; ``rejected``.
