@@ -480,6 +480,29 @@ class MarginSession:
         q = np.array([[held[int(c)] for c in cols]], dtype=np.float64)
         return self._evaluate(q, np.ones_like(q), (q < 0).astype(np.float64), cols)
 
+    def exposed(
+        self, book: AccountBook, moved: Collection[str], *, balances: bool | None = None
+    ) -> IntArray:
+        """Rows of ``book`` holding an instrument of a ``moved`` underlying or a balance in it.
+
+        ``balances`` (default: in cross mode only, where a coin balance is margined in USD)
+        says whether a balance in a moved coin counts; explicit cash zeros count.
+        """
+        moved_set = set(moved)
+        cols = [int(c) for pr in self.pairs if pr.und in moved_set for c in pr.cols]
+        if self.model.cross if balances is None else balances:
+            cols += [self.index[cash_column(u)] for u in moved_set if cash_column(u) in self.index]
+        q = book.quantities
+        touched = np.zeros(len(self.columns), dtype=np.uint8)
+        touched[cols] = 1
+        # a running count over the stored entries, compared at the row bounds
+        seen: npt.NDArray[np.integer[Any]] = np.empty(
+            q.nnz + 1, dtype=np.int32 if q.nnz < 2**31 else np.int64
+        )
+        seen[0] = 0
+        np.cumsum(touched[q.indices], dtype=seen.dtype, out=seen[1:])
+        return np.flatnonzero(seen[q.indptr[1:]] > seen[q.indptr[:-1]]).astype(np.int64)
+
     def remargin(
         self, book: AccountBook, previous: BatchResult, *, moved: Collection[str]
     ) -> tuple[BatchResult, IntArray]:
@@ -497,26 +520,14 @@ class MarginSession:
             The full updated result and the indices of the re-margined accounts.
         """
         moved_set = set(moved)
-        cols = [int(c) for pr in self.pairs if pr.und in moved_set for c in pr.cols]
         pools = {self.pools.index(pr.pool) for pr in self.pairs if pr.und in moved_set}
         if self.model.cross:
-            cols += [self.index[cash_column(u)] for u in moved_set if cash_column(u) in self.index]
             pools.add(self.pools.index(USD))
-        q = book.quantities
-        touched = np.zeros(len(self.columns), dtype=np.uint8)
-        touched[cols] = 1
-        # accounts with a stored entry in a touched column (explicit cash zeros included):
-        # a running count over the stored entries, compared at the row bounds
-        seen: npt.NDArray[np.integer[Any]] = np.empty(
-            q.nnz + 1, dtype=np.int32 if q.nnz < 2**31 else np.int64
-        )
-        seen[0] = 0
-        np.cumsum(touched[q.indices], dtype=seen.dtype, out=seen[1:])
-        idx = np.flatnonzero(seen[q.indptr[1:]] > seen[q.indptr[:-1]]).astype(np.int64)
+        idx = self.exposed(book, moved_set)
         if idx.size == 0:
             return previous, idx
         order = sorted(pools)
-        part = self._margin_rows(q[idx], pools=order)
+        part = self._margin_rows(book.quantities[idx], pools=order)
         return previous.put(idx, part, pools=order), idx
 
     # -- the vectorised core -------------------------------------------------------------

@@ -50,7 +50,6 @@ from typing import Any
 import numpy as np
 import scipy.sparse as sp
 
-from portmargin._types import IntArray
 from portmargin.accounts import (
     BALANCE_CURRENCIES,
     Account,
@@ -201,18 +200,6 @@ class Monitor:
         book = self.batch.book(session, ready, snap)
         return session, book, session.margin(book)
 
-    def _holding(self, session: MarginSession, book: AccountBook, und: str) -> IntArray:
-        """Rows of ``book`` exposed to ``und``: a position on it or a balance in it."""
-        arr = session.arrays.get(und)
-        cols = [session.index[n] for n in arr.table.names] if arr is not None else []
-        if cash_column(und) in session.index:
-            cols.append(session.index[cash_column(und)])
-        mask = np.zeros(len(session.columns))
-        mask[cols] = 1.0
-        q = book.quantities
-        held = sp.csr_array((np.ones_like(q.data), q.indices, q.indptr), shape=q.shape)
-        return np.flatnonzero(held @ mask).astype(np.int64)
-
     def _settle_futures(
         self, old: MarginSession, new: MarginSession, book: AccountBook, und: str
     ) -> tuple[AccountBook, dict[str, Account]]:
@@ -357,17 +344,15 @@ class Monitor:
             ):
                 # First data of an underlying: more accounts may now be margined.
                 session, book, result = self._rebuild(states, snap, {und})
-                idx = self._holding(session, book, und)
-                part = result.take(idx)
                 settled: dict[str, Account] = {}
             else:
                 # One vectorised pass over the accounts exposed to the moved underlying.
                 session = self.session.with_market(snap, moved={und})
                 book, settled = self._settle_futures(self.session, session, self.book, und)
-                idx = self._holding(session, book, und)
-                sub = AccountBook([book.accounts[int(i)] for i in idx], book.quantities[idx])
-                part = session.margin(sub)
-                result = self.result.put(idx, part)
+                result, _ = session.remargin(book, self.result, moved={und})
+            # A balance in the moved coin changes an account's USD figures in any mode.
+            idx = session.exposed(book, {und}, balances=True)
+            part = result.take(idx)
             accounts = {**self.accounts, **settled}
             touched = [accounts[book.accounts[int(i)]] for i in idx]
             margins = self.batch.figures(touched, part, snap, self.methods)
