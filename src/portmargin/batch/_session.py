@@ -100,6 +100,18 @@ class AccountBook:
         return int(self.quantities.shape[0])
 
 
+# The per-account arrays of a BatchResult, in constructor order after ``pools, pairs``.
+_PER_ACCOUNT = (
+    "present",
+    "initial_margin",
+    "maintenance_margin",
+    "equity",
+    "binding_pair",
+    "binding_scenario",
+    "binding_pnl",
+)
+
+
 @dataclass(frozen=True, slots=True)
 class BatchResult:
     """Margin of many accounts: arrays of shape ``(n_accounts, n_pools)`` in pool currency.
@@ -131,32 +143,14 @@ class BatchResult:
 
     def take(self, idx: IntArray) -> BatchResult:
         """The results of accounts ``idx``."""
-        return BatchResult(
-            self.pools,
-            self.pairs,
-            self.present[idx],
-            self.initial_margin[idx],
-            self.maintenance_margin[idx],
-            self.equity[idx],
-            self.binding_pair[idx],
-            self.binding_scenario[idx],
-            self.binding_pnl[idx],
-        )
+        return BatchResult(self.pools, self.pairs, *(getattr(self, n)[idx] for n in _PER_ACCOUNT))
 
     def put(
         self, idx: IntArray, other: BatchResult, *, pools: Sequence[int] | None = None
     ) -> BatchResult:
         """A copy with the rows ``idx`` replaced by ``other``'s (only columns ``pools``)."""
         arrays = []
-        for name in (
-            "present",
-            "initial_margin",
-            "maintenance_margin",
-            "equity",
-            "binding_pair",
-            "binding_scenario",
-            "binding_pnl",
-        ):
+        for name in _PER_ACCOUNT:
             a = getattr(self, name).copy()
             if pools is None:
                 a[idx] = getattr(other, name)
@@ -173,18 +167,7 @@ class BatchResult:
         return BatchResult(
             first.pools,
             first.pairs,
-            *(
-                np.concatenate([getattr(p, name) for p in parts])
-                for name in (
-                    "present",
-                    "initial_margin",
-                    "maintenance_margin",
-                    "equity",
-                    "binding_pair",
-                    "binding_scenario",
-                    "binding_pnl",
-                )
-            ),
+            *(np.concatenate([getattr(p, name) for p in parts]) for name in _PER_ACCOUNT),
         )
 
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 __all__ = [
@@ -53,15 +53,7 @@ class ScenarioLine:
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready mapping."""
-        return {
-            "underlying": self.underlying,
-            "index": self.index,
-            "group": self.group,
-            "price_move": self.price_move,
-            "vol_shock": self.vol_shock,
-            "weight": self.weight,
-            "pnl": self.pnl,
-        }
+        return asdict(self)
 
 
 @dataclass(frozen=True, slots=True)
