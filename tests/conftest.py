@@ -7,9 +7,11 @@ module, so the suite keeps a single one.
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import pytest
+from sqlalchemy import create_engine, text
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 SHARED_DATA = REPO_ROOT.parent / "shared" / "data"
@@ -41,3 +43,21 @@ def small_accounts(tmp_path_factory: pytest.TempPathFactory) -> Path:
     out = tmp_path_factory.mktemp("accts") / "accounts.json"
     out.write_text(json.dumps(doc))
     return out
+
+
+@pytest.fixture
+def postgres_url() -> str:
+    """``PORTMARGIN_TEST_PG_URL`` with an emptied ``public`` schema; skips if unset/unreachable."""
+    url = os.environ.get("PORTMARGIN_TEST_PG_URL")
+    if not url:
+        pytest.skip("PORTMARGIN_TEST_PG_URL is not set")
+    engine = create_engine(url.replace("postgresql://", "postgresql+psycopg://"))
+    try:
+        with engine.begin() as c:
+            c.execute(text("DROP SCHEMA public CASCADE"))
+            c.execute(text("CREATE SCHEMA public"))
+    except Exception as exc:
+        pytest.skip(f"PostgreSQL not reachable: {exc}")
+    finally:
+        engine.dispose()
+    return url

@@ -113,27 +113,11 @@ def test_sigkill_and_restart_sqlite(crash_dir: Path, small_accounts: Path, tmp_p
     assert cursor.last_seq == 2 * (STEPS + 1)
 
 
-def _fresh_pg() -> str:
-    url = os.environ.get("PORTMARGIN_TEST_PG_URL")
-    if not url:
-        pytest.skip("PORTMARGIN_TEST_PG_URL is not set")
-    engine = create_engine(url.replace("postgresql://", "postgresql+psycopg://"))
-    try:
-        with engine.begin() as c:
-            c.execute(text("DROP SCHEMA public CASCADE"))
-            c.execute(text("CREATE SCHEMA public"))
-    except Exception as exc:
-        pytest.skip(f"PostgreSQL not reachable: {exc}")
-    finally:
-        engine.dispose()
-    return url
-
-
 @pytest.mark.postgres
 def test_sigkill_and_restart_postgres(
-    crash_dir: Path, small_accounts: Path, tmp_path: Path
+    crash_dir: Path, small_accounts: Path, tmp_path: Path, postgres_url: str
 ) -> None:
-    db = _fresh_pg()
+    db = postgres_url
     _kill_and_resume(small_accounts, crash_dir, db, tmp_path / "stderr.log")
     got = _events(db)
     want = _reference(small_accounts, crash_dir, f"sqlite:///{tmp_path / 'clean.db'}")

@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import pytest
-from sqlalchemy import create_engine, inspect, text
+from sqlalchemy import inspect
 
 from portmargin.accounts import Account
 from portmargin.errors import InputError
@@ -48,19 +47,7 @@ def test_failed_step_writes_nothing(tmp_path: Path) -> None:
 
 
 @pytest.mark.postgres
-def test_postgres_store() -> None:
-    url = os.environ.get("PORTMARGIN_TEST_PG_URL")
-    if not url:
-        pytest.skip("PORTMARGIN_TEST_PG_URL is not set")
-    engine = create_engine(url.replace("postgresql://", "postgresql+psycopg://"))
-    try:
-        with engine.begin() as c:
-            c.execute(text("DROP SCHEMA public CASCADE"))
-            c.execute(text("CREATE SCHEMA public"))
-    except Exception as exc:
-        pytest.skip(f"PostgreSQL not reachable: {exc}")
-    finally:
-        engine.dispose()
-    store = open_store(url)
+def test_postgres_store(postgres_url: str) -> None:
+    store = open_store(postgres_url)
     _check(store)
     store.close()
