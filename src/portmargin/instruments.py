@@ -26,16 +26,22 @@ from datetime import UTC, datetime
 from enum import Enum
 from functools import lru_cache
 from types import MappingProxyType
+from typing import ClassVar, TypeAlias
 
 from portmargin.errors import InstrumentError, ParameterError
 
 __all__ = [
     "BUILTIN_PRODUCTS",
+    "Dated",
+    "Future",
     "Instrument",
     "InstrumentKind",
+    "Option",
     "OptionType",
+    "Perpetual",
     "ProductSpec",
     "Settlement",
+    "Spot",
     "expiry_code",
     "expiry_from_code",
     "parse_instrument",
@@ -159,40 +165,11 @@ def expiry_code(expiry: datetime) -> str:
 
 
 @dataclass(frozen=True, slots=True)
-class Instrument:
-    """A resolved instrument: everything a pricer needs except market data.
-
-    Attributes
-    ----------
-    name
-        Canonical name (``BTC-27MAR26-70000-C``).
-    kind
-        Spot, perpetual, future or option.
-    product
-        Its contract specification.
-    expiry
-        UTC expiry for futures and options, else ``None``.
-    strike
-        Strike in USD (quote currency) for options, else ``None``.
-    option_type
-        Call or put for options, else ``None``.
-    """
+class _Instrument:
+    """What every resolved instrument has: its canonical name and its contract spec."""
 
     name: str
-    kind: InstrumentKind
     product: ProductSpec
-    expiry: datetime | None = None
-    strike: float | None = None
-    option_type: OptionType | None = None
-
-    def __post_init__(self) -> None:
-        if self.kind is InstrumentKind.OPTION:
-            if self.strike is None or self.option_type is None or self.expiry is None:
-                raise InstrumentError(f"instrument {self.name!r}: options need expiry/strike/type")
-            if not (self.strike > 0 and self.strike < float("inf")):
-                raise InstrumentError(f"instrument {self.name!r}: strike must be > 0")
-        if self.kind is InstrumentKind.FUTURE and self.expiry is None:
-            raise InstrumentError(f"instrument {self.name!r}: futures need an expiry")
 
     @property
     def underlying(self) -> str:
@@ -217,12 +194,89 @@ class Instrument:
     @property
     def is_option(self) -> bool:
         """True for options."""
-        return self.kind is InstrumentKind.OPTION
+        return False
 
     @property
     def is_call(self) -> bool:
         """True for calls (False for puts and non-options)."""
+        return False
+
+
+@dataclass(frozen=True, slots=True)
+class Spot(_Instrument):
+    """A spot pair (``BTC_USDC``): one unit of the base currency, valued at the index."""
+
+    kind: ClassVar[InstrumentKind] = InstrumentKind.SPOT
+    expiry: ClassVar[None] = None
+    strike: ClassVar[None] = None
+    option_type: ClassVar[None] = None
+
+
+@dataclass(frozen=True, slots=True)
+class Perpetual(_Instrument):
+    """A perpetual swap (``BTC-PERPETUAL``), valued at the perpetual mark."""
+
+    kind: ClassVar[InstrumentKind] = InstrumentKind.PERPETUAL
+    expiry: ClassVar[None] = None
+    strike: ClassVar[None] = None
+    option_type: ClassVar[None] = None
+
+
+@dataclass(frozen=True, slots=True)
+class Future(_Instrument):
+    """A dated future (``BTC-27MAR26``) expiring at ``expiry`` (aware UTC)."""
+
+    expiry: datetime
+    kind: ClassVar[InstrumentKind] = InstrumentKind.FUTURE
+    strike: ClassVar[None] = None
+    option_type: ClassVar[None] = None
+
+
+@dataclass(frozen=True, slots=True)
+class Option(_Instrument):
+    """A European option (``BTC-27MAR26-70000-C``).
+
+    Attributes
+    ----------
+    expiry
+        Expiry, aware UTC (08:00 UTC on the named date for Deribit-style names).
+    strike
+        Strike in USD (the quote currency), > 0 and finite.
+    option_type
+        Call or put.
+    """
+
+    expiry: datetime
+    strike: float
+    option_type: OptionType
+    kind: ClassVar[InstrumentKind] = InstrumentKind.OPTION
+
+    def __post_init__(self) -> None:
+        if not (self.strike > 0 and self.strike < float("inf")):
+            raise InstrumentError(f"instrument {self.name!r}: strike must be > 0")
+
+    @property
+    def is_option(self) -> bool:
+        """True for options."""
+        return True
+
+    @property
+    def is_call(self) -> bool:
+        """True for calls."""
         return self.option_type is OptionType.CALL
+
+
+Instrument: TypeAlias = Option | Future | Perpetual | Spot
+"""A resolved instrument: one of the four kinds, each with exactly the fields it has.
+
+``isinstance(x, Option)`` narrows the type; every kind can be *read* uniformly: ``x.kind``
+is its :class:`InstrumentKind`, and ``x.expiry``, ``x.strike``, ``x.option_type`` are class
+constants ``None`` on the kinds that have no such field (they are not fields there, so no
+instance can carry a wrong one).
+"""
+
+Dated: TypeAlias = Option | Future
+"""Instruments with an expiry."""
 
 
 def _format_strike(strike: float) -> str:
@@ -310,13 +364,13 @@ def _parse_cached(name: str, table_key: _TableKey) -> Instrument:
                 " BTC-27MAR26, BTC-PERPETUAL or BTC_USDC)"
             )
         spec = ProductSpec(code, base, Settlement.LINEAR, quote, 1.0)
-        return Instrument(code, InstrumentKind.SPOT, spec)
+        return Spot(code, spec)
     if len(parts) == 2:
         if parts[1] == "PERPETUAL":
-            return Instrument(text, InstrumentKind.PERPETUAL, product())
+            return Perpetual(text, product())
         expiry = expiry_from_code(parts[1], name=name)
         spec = product()
-        return Instrument(f"{code}-{expiry_code(expiry)}", InstrumentKind.FUTURE, spec, expiry)
+        return Future(f"{code}-{expiry_code(expiry)}", spec, expiry)
     if len(parts) == 4:
         expiry = expiry_from_code(parts[1], name=name)
         m = _STRIKE_RE.match(parts[2])
@@ -329,9 +383,7 @@ def _parse_cached(name: str, table_key: _TableKey) -> Instrument:
             raise InstrumentError(f"instrument {name!r}: option type must be C or P")
         spec = product()
         canonical = f"{code}-{expiry_code(expiry)}-{_format_strike(strike)}-{parts[3]}"
-        return Instrument(
-            canonical, InstrumentKind.OPTION, spec, expiry, strike, OptionType(parts[3])
-        )
+        return Option(canonical, spec, expiry, strike, OptionType(parts[3]))
     raise InstrumentError(
         f"instrument {name!r}: not a recognised name (expected e.g. BTC-27MAR26-70000-C,"
         " BTC-27MAR26, BTC-PERPETUAL or BTC_USDC)"

@@ -28,7 +28,7 @@ import numpy as np
 
 from portmargin._types import BoolArray, FloatArray, IntArray
 from portmargin.errors import MarketDataError
-from portmargin.instruments import Instrument, InstrumentKind
+from portmargin.instruments import Instrument, InstrumentKind, Option
 from portmargin.market.snapshot import MarketSnapshot
 from portmargin.pricing import black76_delta, black76_price
 from portmargin.scenarios import ScenarioSet
@@ -125,9 +125,9 @@ def instrument_table(instruments: Sequence[Instrument], market: MarketSnapshot) 
     F = np.full(n, market.index_price(und))
     dated = [i for i, x in enumerate(insts) if x.expiry is not None]
     if dated:
-        expiries = [insts[i].expiry for i in dated]
-        T[dated] = [market.year_fraction(e) for e in expiries]  # type: ignore[arg-type]
-        F[dated] = market.forwards_for(und, T[dated], expiries)  # type: ignore[arg-type]
+        expiries = [e for e in (insts[i].expiry for i in dated) if e is not None]
+        T[dated] = [market.year_fraction(e) for e in expiries]
+        F[dated] = market.forwards_for(und, T[dated], expiries)
     perp = [i for i, k in enumerate(kinds) if k is InstrumentKind.PERPETUAL]
     if perp:
         F[perp] = market.perpetual_price(und)
@@ -136,9 +136,10 @@ def instrument_table(instruments: Sequence[Instrument], market: MarketSnapshot) 
         F[fut] = [market.mark_price(insts[i]) for i in fut]
     sigma = np.zeros(n)
     opt = np.flatnonzero(is_option)
-    if opt.size:
-        K[opt] = [insts[i].strike for i in opt]
-        sigma[opt] = market.option_vols([insts[i] for i in opt])
+    options = [x for x in insts if isinstance(x, Option)]
+    if options:
+        K[opt] = [x.strike for x in options]
+        sigma[opt] = market.option_vols(options)
     df = np.where(is_option, market.discount_factor(und, T), 1.0)
     value = np.where(
         is_option,

@@ -21,7 +21,7 @@ Time is ACT/365 from exact timestamps: ``τ = seconds / 31,536,000``. Discount f
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from types import MappingProxyType
@@ -32,8 +32,11 @@ from portmargin._types import FloatArray
 from portmargin.errors import MarketDataError
 from portmargin.instruments import (
     BUILTIN_PRODUCTS,
+    Future,
     Instrument,
     InstrumentKind,
+    Option,
+    Perpetual,
     ProductSpec,
     parse_instrument,
 )
@@ -182,17 +185,22 @@ class MarketSnapshot:
         )
         return out
 
-    def option_vols(self, instruments: list[Instrument]) -> FloatArray:
+    def option_vols(self, instruments: Sequence[Instrument]) -> FloatArray:
         """Mark vol of each option: its quote, else the underlying's surface.
 
         Raises
         ------
         MarketDataError
-            If an unquoted option's underlying has no surface.
+            If an instrument is not an option, or an unquoted option's underlying has no
+            surface.
         """
         out = np.empty(len(instruments))
         missing: dict[str, list[int]] = {}
+        options: list[Option] = []
         for i, inst in enumerate(instruments):
+            if not isinstance(inst, Option):
+                raise MarketDataError(f"{inst.name}: not an option, it has no volatility")
+            options.append(inst)
             iv = self.option_iv.get(inst.name)
             if iv is None:
                 missing.setdefault(inst.underlying, []).append(i)
@@ -205,9 +213,9 @@ class MarketSnapshot:
                     f"option {instruments[idx[0]].name!r}: no quote and no {und} option quotes "
                     "to interpolate a volatility from"
                 )
-            insts = [instruments[i] for i in idx]
-            T = np.array([self.year_fraction(x.expiry) for x in insts])  # type: ignore[arg-type]
-            F = self.forwards_for(und, T, [x.expiry for x in insts])  # type: ignore[misc]
+            insts = [options[i] for i in idx]
+            T = np.array([self.year_fraction(x.expiry) for x in insts])
+            F = self.forwards_for(und, T, [x.expiry for x in insts])
             K = np.array([x.strike for x in insts], dtype=np.float64)
             out[idx] = surface.vol(T, np.log(K / F))
         return out
@@ -219,30 +227,29 @@ class MarketSnapshot:
         the quoted mark if any, else Black-76 at the surface vol. Futures, perpetuals and
         spot: USD price.
         """
-        if instrument.kind is InstrumentKind.OPTION:
+        if isinstance(instrument, Option):
             quoted = self.option_price.get(instrument.name)
             if quoted is not None:
                 return quoted
             return float(self.option_model_prices([instrument])[0])
-        if instrument.kind is InstrumentKind.FUTURE:
-            assert instrument.expiry is not None
+        if isinstance(instrument, Future):
             mark = self.futures.get(instrument.name)
             return (
                 mark if mark is not None else self.forward(instrument.underlying, instrument.expiry)
             )
-        if instrument.kind is InstrumentKind.PERPETUAL:
+        if isinstance(instrument, Perpetual):
             return self.perpetual_price(instrument.underlying)
         return self.index_price(instrument.underlying)
 
-    def option_model_prices(self, instruments: list[Instrument]) -> FloatArray:
+    def option_model_prices(self, instruments: Sequence[Option]) -> FloatArray:
         """Black-76 value at the mark vol, in each option's quote currency per unit."""
         vols = self.option_vols(instruments)
         out = np.empty(len(instruments))
         for und in {x.underlying for x in instruments}:
             idx = [i for i, x in enumerate(instruments) if x.underlying == und]
             insts = [instruments[i] for i in idx]
-            T = np.array([self.year_fraction(x.expiry) for x in insts])  # type: ignore[arg-type]
-            F = self.forwards_for(und, T, [x.expiry for x in insts])  # type: ignore[misc]
+            T = np.array([self.year_fraction(x.expiry) for x in insts])
+            F = self.forwards_for(und, T, [x.expiry for x in insts])
             K = np.array([x.strike for x in insts], dtype=np.float64)
             calls = np.array([x.is_call for x in insts])
             usd = black76_price(F, K, T, vols[idx], calls, df=self.discount_factor(und, T))
@@ -354,12 +361,12 @@ def build_market(
 
 
 def _with_options(snap: MarketSnapshot, options: Mapping[str, OptionQuote]) -> MarketSnapshot:
-    insts: list[Instrument] = []
+    insts: list[Option] = []
     ivs: list[float] = []
     prices: list[float] = []
     for name, q in options.items():
         inst = snap.instrument(name)
-        if inst.kind is not InstrumentKind.OPTION:
+        if not isinstance(inst, Option):
             raise MarketDataError(f"options.{name}: not an option")
         if inst.underlying not in snap.underlyings:
             raise MarketDataError(f"options.{name}: no underlying {inst.underlying!r} in market")
@@ -377,7 +384,7 @@ def _with_options(snap: MarketSnapshot, options: Mapping[str, OptionQuote]) -> M
     iv = np.array(ivs)
     px = np.array(prices)
     # Year fractions once per expiry, forwards and discount factors once per underlying.
-    expiries = [x.expiry for x in insts if x.expiry is not None]  # options have one
+    expiries = [x.expiry for x in insts]
     by_expiry = {e: snap.year_fraction(e) for e in set(expiries)}
     T = np.array([by_expiry[e] for e in expiries])
     live = T > 0

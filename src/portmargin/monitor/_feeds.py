@@ -34,6 +34,7 @@ from types import MappingProxyType
 import numpy as np
 
 from portmargin.errors import InputError
+from portmargin.instruments import Option
 from portmargin.io import load_market
 from portmargin.io._common import parse_time
 from portmargin.market.snapshot import MarketSnapshot
@@ -123,11 +124,10 @@ class ReplayFeed:
         s0, s1 = m0.index_price(und), m1.index_price(und)
         index = perp * ((1 - w) * s0 / p0 + w * s1 / p1)
         names = [n for n in self.options if m0.instrument(n).underlying == und]
-        expiries = sorted({m0.instrument(n).expiry for n in names})  # type: ignore[type-var]
+        expiries = sorted({e for n in names if (e := m0.instrument(n).expiry) is not None})
         forwards = {
             e: index * ((1 - w) * m0.forward(und, e) / s0 + w * m1.forward(und, e) / s1)
             for e in expiries
-            if e is not None
         }
         vols = {n: (1 - w) * m0.option_iv[n] + w * m1.option_iv[n] for n in names}
         return MarketUpdate(
@@ -168,13 +168,11 @@ class SimulatedFeed:
         iv0 = {u: np.array([base.option_iv[n] for n in names[u]]) for u in unds}
         k0 = {}
         for u in unds:
-            insts = [base.instrument(n) for n in names[u]]
-            k0[u] = np.array(
-                [math.log(x.strike / base.forward(u, x.expiry)) for x in insts]  # type: ignore[arg-type,operator]
-            )
+            opts = [o for n in names[u] if isinstance(o := base.instrument(n), Option)]
+            k0[u] = np.array([math.log(o.strike / base.forward(u, o.expiry)) for o in opts])
         atm = {u: float(np.median(iv0[u])) if iv0[u].size else 0.6 for u in unds}
         expiries = {
-            u: sorted({base.instrument(n).expiry for n in names[u]})  # type: ignore[type-var]
+            u: sorted({d for n in names[u] if (d := base.instrument(n).expiry) is not None})
             for u in unds
         }
         logs = dict.fromkeys(unds, 0.0)
@@ -201,9 +199,7 @@ class SimulatedFeed:
                     u,
                     base.index_price(u) * ratio,
                     base.perpetual_price(u) * ratio,
-                    MappingProxyType(
-                        {e: base.forward(u, e) * ratio for e in expiries[u] if e is not None}
-                    ),
+                    MappingProxyType({e: base.forward(u, e) * ratio for e in expiries[u]}),
                     MappingProxyType(dict(zip(names[u], vols.tolist(), strict=True))),
                 )
 

@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 
 from portmargin.errors import InputError
-from portmargin.instruments import STABLE_CURRENCIES, Instrument, InstrumentKind
+from portmargin.instruments import STABLE_CURRENCIES, Instrument, InstrumentKind, Option
 from portmargin.models.result import Excess
 from portmargin.rules._book import Book, Leg, LegKind, naked_usd
 from portmargin.rules._market import RulesMarket
@@ -186,9 +186,7 @@ def _leg(inst: Instrument, qty: float, market: RulesMarket, rules: RuleSet, inde
     mark = float(market.mark_price(inst))
     if not math.isfinite(mark):
         raise InputError(f"instrument {inst.name!r}: mark price {mark!r} is not finite")
-    if inst.kind is InstrumentKind.OPTION:
-        assert inst.expiry is not None
-        assert inst.strike is not None
+    if isinstance(inst, Option):
         spot = (
             index
             if rules.price_basis == "index"
