@@ -10,7 +10,7 @@ from batch_books import random_books, to_portfolio
 
 import portmargin as pm
 from portmargin.batch import BatchResult, MarginSession
-from portmargin.batch import _session as batch_session
+from portmargin.models import session as batch_session
 from portmargin.market import MarketSnapshot
 
 RTOL = 1e-9

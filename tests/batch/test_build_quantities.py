@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from portmargin.batch._session import build_quantities
+from portmargin.models.session import build_quantities
 
 
 @pytest.mark.parametrize("grouped", [True, False])  # the direct CSR path and the COO path

@@ -33,10 +33,10 @@ import pyarrow.parquet as pq  # type: ignore[import-untyped]
 import scipy.sparse as sp
 
 from portmargin._types import FloatArray, IntArray
-from portmargin.batch._session import BatchResult, MarginSession, build_quantities, cash_column
 from portmargin.errors import InputError, PortmarginError
 from portmargin.instruments import STABLE_CURRENCIES
 from portmargin.market.snapshot import MarketSnapshot
+from portmargin.models.session import BatchResult, MarginSession, build_quantities, cash_column
 
 __all__ = [
     "PositionsFile",

@@ -1,4 +1,4 @@
-r"""The portfolio-margin pipeline shared by every scenario-based model.
+r"""Stage 2 of the one margin pipeline: aggregation, charges, credits and requirements.
 
 Instruments and a market snapshot → a scenario set per underlying (from the model's
 parameters) → risk arrays (:mod:`portmargin.risk`) → scenario P&L of each *margin pool* and
@@ -35,40 +35,25 @@ Equity of a pool = cash + Σ q·mark value (in the pool currency).
 
 Everything after aggregation (charges, credits, :func:`compose`, the long-option value cap,
 IM-only vs risk components, the multipliers) is written once, vectorised over accounts:
-:func:`pool_components` and :func:`pool_requirements`. :meth:`MarginModel.margin` calls them
-with one account; :class:`portmargin.batch.MarginSession` with a chunk of accounts.
+:func:`pool_components` and :func:`pool_requirements`. Their only caller is stage 1,
+:class:`portmargin.models.session.MarginSession`, with a group of accounts (one account for
+``portmargin margin`` and a what-if, many for ``portmargin batch`` and the monitor).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from dataclasses import replace as dc_replace
-from functools import lru_cache
 from typing import Any
 
 import numpy as np
 
 from portmargin._types import BoolArray, FloatArray, IntArray
-from portmargin.errors import InputError, ParameterError, PortmarginError
-from portmargin.instruments import STABLE_CURRENCIES, Instrument
 from portmargin.market.snapshot import MarketSnapshot
-from portmargin.models.config import (
-    ChargeParams,
-    CurrencyParams,
-    ModelParams,
-    load_model_params,
-)
+from portmargin.models.config import ChargeParams, CurrencyParams, ModelParams
 from portmargin.models.grids import deribit_grid, span16_grid, tims10_grid
-from portmargin.models.result import (
-    MarginResult,
-    PoolResult,
-    PositionLine,
-    ScenarioLine,
-    UnderlyingResult,
-)
-from portmargin.portfolio import Portfolio
-from portmargin.risk import InstrumentTable, RiskArray, instrument_table, risk_array
+from portmargin.risk import InstrumentTable, RiskArray
 from portmargin.scenarios import ScenarioSet
 
 __all__ = [
@@ -76,29 +61,21 @@ __all__ = [
     "COLLATERAL_HAIRCUT",
     "CREDITS",
     "DETAILS",
+    "GRIDS",
     "LONG_OPTION_CAP",
     "Aggregation",
     "ChargeContext",
     "CreditContext",
-    "MarginModel",
     "PoolInputs",
     "aggregate_scenarios",
     "compose",
     "im_only_kinds",
-    "load_model",
     "option_value_per_unit",
     "pool_components",
-    "pool_currency",
     "pool_requirements",
 ]
 
-USD = "USD"
 _NO_PARAMS = ChargeParams(kind="scanning_risk")
-
-
-def pool_currency(currency: str) -> str:
-    """Margin pool of a currency in segregated mode: stable coins pool as USD."""
-    return USD if currency in STABLE_CURRENCIES else currency
 
 
 @dataclass(frozen=True, slots=True)
@@ -187,7 +164,7 @@ CREDITS: dict[str, Callable[[CreditContext], FloatArray]] = {}
 # account (they are reported, never added to the requirement).
 DETAILS: dict[str, Callable[[ChargeContext], dict[str, float]]] = {}
 
-_GRIDS: dict[str, Callable[..., ScenarioSet]] = {
+GRIDS: dict[str, Callable[..., ScenarioSet]] = {
     "deribit": deribit_grid,
     "span16": span16_grid,
     "tims10": tims10_grid,
@@ -456,374 +433,3 @@ def pool_requirements(params: ModelParams, components: Mapping[str, Any]) -> tup
         params.im_multiplier * risk_part + im_part,
         params.mm_multiplier * risk_part,
     )
-
-
-@dataclass(frozen=True, slots=True)
-class _Leg:
-    """One (pool, underlying) of one account during a margin run."""
-
-    pool: str
-    und: str
-    rows: IntArray
-    q: FloatArray
-    arr: RiskArray | None
-    scen: ScenarioSet
-    raw: FloatArray
-    agg: FloatArray
-    ctx: ChargeContext | None
-    collateral: bool = False
-
-
-class MarginModel:
-    """A scenario-based portfolio-margin model configured by :class:`ModelParams`.
-
-    Parameters
-    ----------
-    params
-        Validated model parameters.
-    cross
-        Override the file's ``currency_mode``: True for one USD pool, False for segregated.
-    """
-
-    def __init__(self, params: ModelParams, *, cross: bool | None = None) -> None:
-        for charge in params.charges:
-            if charge.kind not in CHARGES:
-                raise ParameterError(
-                    f"model {params.name}: unknown charge kind {charge.kind!r} "
-                    f"(known: {', '.join(sorted(CHARGES)) or 'none'})"
-                )
-        for credit in params.credits:
-            if credit.kind not in CREDITS:
-                raise ParameterError(
-                    f"model {params.name}: unknown credit kind {credit.kind!r} "
-                    f"(known: {', '.join(sorted(CREDITS)) or 'none'})"
-                )
-        self.params = params
-        self.cross = params.currency_mode == "cross" if cross is None else cross
-        self._grid = _GRIDS[params.grid]
-        self._scenarios = lru_cache(maxsize=None)(self._build_scenarios)
-        self._aggregations = lru_cache(maxsize=256)(self._build_aggregation)
-
-    @property
-    def name(self) -> str:
-        """Model name."""
-        return self.params.name
-
-    def _build_scenarios(self, underlying: str) -> ScenarioSet:
-        return self._grid(self.params.underlying(underlying))
-
-    def scenario_set(self, underlying: str) -> ScenarioSet:
-        """The scenarios applied to ``underlying``."""
-        return self._scenarios(underlying)
-
-    def pool_of(self, instrument: Instrument) -> str:
-        """Margin pool of an instrument under this model."""
-        return USD if self.cross else pool_currency(instrument.settlement_currency)
-
-    def risk_arrays(
-        self, instruments: Sequence[Instrument], market: MarketSnapshot
-    ) -> dict[str, RiskArray]:
-        """Risk arrays per underlying for ``instruments`` (one vectorised call each)."""
-        groups: dict[str, list[Instrument]] = {}
-        for inst in instruments:
-            groups.setdefault(inst.underlying, []).append(inst)
-        return {
-            und: risk_array(instrument_table(insts, market), self.scenario_set(und))
-            for und, insts in groups.items()
-        }
-
-    # ------------------------------------------------------------------------------
-    def margin(self, portfolio: Portfolio, market: MarketSnapshot) -> MarginResult:
-        """Margin ``portfolio`` on ``market`` (see the module docstring).
-
-        Raises
-        ------
-        InputError
-            Unknown instruments or currencies without a price, naming them.
-        """
-        net = portfolio.net_positions()
-        insts: list[Instrument] = []
-        for name in net:
-            try:
-                insts.append(market.instrument(name))
-            except PortmarginError as exc:
-                raise InputError(f"{portfolio.name}: positions: {exc}") from None
-        qty_by_name = {inst.name: 0.0 for inst in insts}
-        for inst, qty in zip(insts, net.values(), strict=True):
-            qty_by_name[inst.name] += qty
-        unique = {inst.name: inst for inst in insts}
-        arrays = self.risk_arrays(list(unique.values()), market)
-
-        usd_rates: dict[str, float] = {USD: 1.0}
-        for und in market.underlyings:
-            usd_rates[und] = market.index_price(und)
-
-        def usd_rate(ccy: str) -> float:
-            pool = pool_currency(ccy)
-            if pool not in usd_rates:
-                raise InputError(f"{portfolio.name}: cash.{ccy}: no {ccy} index in the market")
-            return usd_rates[pool]
-
-        # Cash by pool, and coin collateral moving with its scenario (cross mode).
-        cash: dict[str, float] = {}
-        collateral_coins: dict[str, float] = {}
-        haircut_addon = 0.0
-        for ccy, amount in portfolio.cash.items():
-            code = ccy.upper()
-            rate = usd_rate(code)
-            if self.cross:
-                hc = self.params.currency(code).haircut
-                if self.params.collateral == "haircut":
-                    cash[USD] = cash.get(USD, 0.0) + amount * rate * (1.0 - hc)
-                else:
-                    cash[USD] = cash.get(USD, 0.0) + amount * rate
-                    # deribit.md §1.9: X:PM collateral haircuts apply to IM only.
-                    haircut_addon += hc * max(amount, 0.0) * rate
-                if self.params.collateral == "scenario" and code not in STABLE_CURRENCIES:
-                    collateral_coins[code] = collateral_coins.get(code, 0.0) + amount
-            else:
-                pool = pool_currency(code)
-                cash[pool] = cash.get(pool, 0.0) + amount
-
-        # Which (pool, underlying) pairs exist.
-        pairs: dict[tuple[str, str], list[int]] = {}
-        for und, und_array in arrays.items():
-            for row, inst in enumerate(und_array.table.instruments):
-                pairs.setdefault((self.pool_of(inst), und), []).append(row)
-        for coin in collateral_coins:
-            if coin not in arrays:
-                pairs.setdefault((USD, coin), [])
-
-        # Stage 1, per (pool, underlying): scenario P&L, aggregation, scanning, charges.
-        legs: list[_Leg] = []
-        for (pool, und), rows_list in sorted(pairs.items()):
-            rows = np.asarray(rows_list, dtype=np.int64)
-            scen = self.scenario_set(und)
-            arr: RiskArray | None = arrays.get(und) if rows.size else None
-            q: FloatArray = np.zeros(0)
-            vec: FloatArray = np.zeros(len(scen))
-            if arr is not None:
-                q = np.array([qty_by_name[arr.table.instruments[r].name] for r in rows])
-                weighted = arr.weighted_usd() if self.cross else arr.weighted_settle()
-                vec = q @ weighted[rows]
-            if self.cross and und in collateral_coins:
-                spot = market.index_price(und)
-                vec = vec + collateral_coins[und] * spot * scen.price_moves * scen.weights
-            rate = usd_rates.get(pool, 1.0)
-            raw = vec[None, :]
-            agg = self.aggregate(raw, und, pool, rate)
-            ctx = (
-                None
-                if arr is None
-                else ChargeContext(pool, rate, arr, rows, q[None, :], agg, market, _NO_PARAMS, raw)
-            )
-            collateral = self.cross and und in collateral_coins
-            legs.append(_Leg(pool, und, rows, q, arr, scen, raw, agg, ctx, collateral))
-
-        # Stage 2, per pool: cross-underlying credits, then minimums, then the long cap.
-        und_results: list[UnderlyingResult] = []
-        position_lines: list[PositionLine] = []
-        pool_components: dict[str, dict[str, float]] = {}
-        pool_details: dict[str, dict[str, float]] = {}
-        im_only = im_only_kinds(self.params)
-        for pool in sorted({leg.pool for leg in legs}):
-            pool_legs = [leg for leg in legs if leg.pool == pool]
-            rate = usd_rates.get(pool, 1.0)
-            comps_by_leg, details_by_leg = self._pool_components(pool, rate, pool_legs, market)
-            for leg, comps, details in zip(pool_legs, comps_by_leg, details_by_leg, strict=True):
-                j = int(np.argmin(leg.agg[0]))
-                requirement = sum(comps.values())
-                lines = tuple(
-                    ScenarioLine(
-                        leg.und,
-                        i,
-                        leg.scen.groups[i],
-                        float(leg.scen.price_moves[i]),
-                        _vol_label(leg.scen, i),
-                        float(leg.scen.coin_weights[i] if pool != USD else leg.scen.weights[i]),
-                        float(leg.agg[0, i]),
-                    )
-                    for i in range(len(leg.scen))
-                )
-                und_results.append(
-                    UnderlyingResult(
-                        leg.und,
-                        pool,
-                        comps["scanning_risk"],
-                        comps,
-                        requirement,
-                        lines[j],
-                        lines,
-                        details,
-                    )
-                )
-                pc = pool_components.setdefault(pool, {})
-                for k, v in comps.items():
-                    pc[k] = pc.get(k, 0.0) + v
-                if leg.arr is not None:
-                    arr = leg.arr
-                    weighted_all = arr.weighted_usd() if self.cross else arr.weighted_settle()
-                    pdet = pool_details.setdefault(pool, {})
-                    for r, qi in zip(leg.rows.tolist(), leg.q.tolist(), strict=True):
-                        inst = arr.table.instruments[r]
-                        mark = float(arr.table.mark_settle[r])
-                        if self.cross and inst.is_inverse:
-                            mark *= float(arr.table.F[r])
-                        if inst.is_option:
-                            pdet["net_option_value"] = pdet.get("net_option_value", 0.0) + qi * mark
-                        position_lines.append(
-                            PositionLine(
-                                inst.name,
-                                qi,
-                                pool,
-                                qi * mark,
-                                qi * float(arr.table.delta_coin[r]),
-                                qi * float(weighted_all[r, j]),
-                            )
-                        )
-        if haircut_addon > 0.0:
-            pool_components.setdefault(USD, {"scanning_risk": 0.0})[COLLATERAL_HAIRCUT] = (
-                haircut_addon
-            )
-
-        pools: list[PoolResult] = []
-        for pool in sorted(set(pool_components) | set(cash)):
-            comps = pool_components.get(pool, {"scanning_risk": 0.0})
-            im, mm = pool_requirements(self.params, comps)
-            equity = cash.get(pool, 0.0) + sum(
-                p.mark_value for p in position_lines if p.currency == pool
-            )
-            pools.append(
-                PoolResult(
-                    pool,
-                    float(im),
-                    float(mm),
-                    equity,
-                    comps,
-                    tuple(u for u in und_results if u.currency == pool),
-                    usd_rates.get(pool, 1.0),
-                    pool_details.get(pool, {}),
-                    tuple(sorted(k for k in comps if k in im_only)),
-                )
-            )
-        return self._combine(pools, und_results, position_lines, market)
-
-    def _pool_components(
-        self, pool: str, rate: float, legs: list[_Leg], market: MarketSnapshot
-    ) -> tuple[list[dict[str, float]], list[dict[str, float]]]:
-        """Components of each underlying of one pool: :func:`pool_components` with one account."""
-        value = np.zeros((1, len(legs)))
-        eligible = np.zeros((1, len(legs)), dtype=np.bool_)
-        for u, leg in enumerate(legs):
-            if leg.arr is not None and not leg.collateral:
-                tab = leg.arr.table
-                value[0, u] = float(leg.q @ option_value_per_unit(tab, leg.rows, cross=self.cross))
-                eligible[0, u] = bool(np.all(tab.is_option[leg.rows])) and bool(np.all(leg.q > 0))
-        inputs = PoolInputs(
-            pool,
-            rate,
-            tuple(leg.und for leg in legs),
-            tuple(leg.ctx for leg in legs),
-            tuple(leg.raw for leg in legs),
-            tuple(leg.agg for leg in legs),
-            value,
-            eligible,
-        )
-        comps = pool_components(self.params, inputs, market)
-        detail_fn = DETAILS.get(self.params.grid)
-        details: list[dict[str, float]] = [
-            detail_fn(leg.ctx) if leg.ctx is not None and detail_fn is not None else {}
-            for leg in legs
-        ]
-        # the cap is a component of the legs where it binds only (it is 0 elsewhere)
-        no_cap = np.zeros((1, len(legs)))
-        binds = comps.get(LONG_OPTION_CAP, no_cap)[0] != 0.0
-        out_comps = [
-            {k: float(v[0, u]) for k, v in comps.items() if k != LONG_OPTION_CAP or binds[u]}
-            for u in range(len(legs))
-        ]
-        return out_comps, details
-
-    def aggregate(self, vec: FloatArray, underlying: str, pool: str, rate: float) -> FloatArray:
-        """Aggregated scenario P&L of ``vec`` (shape ``(..., n_scen)``) for one pool/underlying.
-
-        A pure function of the scenario matrix (:func:`aggregate_scenarios`), so a batch
-        engine can call it on an ``(n_accounts, n_scen)`` matrix; its constants are cached
-        per (underlying, pool, rate).
-        """
-        return self._aggregations(underlying, pool, rate)(vec)
-
-    def _build_aggregation(self, underlying: str, pool: str, rate: float) -> Aggregation:
-        return Aggregation.of(
-            self.scenario_set(underlying),
-            self.params.currency(pool),
-            rate=rate,
-            in_usd=pool == USD,
-        )
-
-    def _combine(
-        self,
-        pools: list[PoolResult],
-        unds: list[UnderlyingResult],
-        positions: list[PositionLine],
-        market: MarketSnapshot,
-    ) -> MarginResult:
-        if len(pools) == 1:
-            p = pools[0]
-            ccy, im, mm, eq, comps = (
-                p.currency,
-                p.initial_margin,
-                p.maintenance_margin,
-                p.equity,
-                dict(p.components),
-            )
-        else:
-            ccy = USD
-            im = sum(p.initial_margin * p.usd_rate for p in pools)
-            mm = sum(p.maintenance_margin * p.usd_rate for p in pools)
-            eq = sum(p.equity * p.usd_rate for p in pools)
-            comps = {}
-            for p in pools:
-                for k, v in p.components.items():
-                    comps[k] = comps.get(k, 0.0) + v * p.usd_rate
-        worst: ScenarioLine | None = None
-        if unds:
-            rate = {p.currency: p.usd_rate for p in pools}
-            top = max(
-                unds, key=lambda u: u.requirement * (rate[u.currency] if len(pools) > 1 else 1.0)
-            )
-            worst = top.worst_scenario
-        scenarios = tuple(s for u in unds for s in u.scenarios)
-        notes = []
-        if self.cross:
-            notes.append("cross mode: all currencies in USD, coin collateral revalued per scenario")
-        return MarginResult(
-            model=self.name,
-            model_version=self.params.version,
-            currency=ccy,
-            valuation_time=market.valuation_time.isoformat().replace("+00:00", "Z"),
-            market_source=market.source,
-            initial_margin=im,
-            maintenance_margin=mm,
-            equity=eq,
-            components=comps,
-            worst_scenario=worst,
-            scenarios=scenarios,
-            positions=tuple(positions),
-            by_underlying=tuple(unds),
-            by_currency=tuple(pools),
-            notes=tuple(notes),
-        )
-
-
-def _vol_label(scen: ScenarioSet, i: int) -> float:
-    d = float(scen.vol_directions[i])
-    size = scen.vol_shock.up if d > 0 else scen.vol_shock.down
-    return d * size
-
-
-def load_model(
-    name_or_path: str, *, params_file: str | None = None, cross: bool | None = None
-) -> MarginModel:
-    """Load a shipped model (``deribit``, ``span16``) or a model file, with overrides."""
-    return MarginModel(load_model_params(name_or_path, overrides=params_file), cross=cross)

@@ -41,7 +41,12 @@ class Excess:
 
 @dataclass(frozen=True, slots=True)
 class ScenarioLine:
-    """One scenario of one underlying: move, vol shock at the pivot, weighted P&L."""
+    """One scenario of one (pool, underlying): move, vol shock at the pivot, P&L.
+
+    ``pnl`` is the aggregated P&L the model charges on (gains clipped or offset as the
+    model says, reference: Deribit's ``pnl_offset``); ``raw_pnl`` is the weighted P&L
+    before aggregation, gains included. Both are in the pool currency.
+    """
 
     underlying: str
     index: int
@@ -50,6 +55,7 @@ class ScenarioLine:
     vol_shock: float
     weight: float
     pnl: float
+    raw_pnl: float = 0.0
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready mapping."""

@@ -24,7 +24,8 @@ from __future__ import annotations
 
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from types import MappingProxyType
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import numpy.typing as npt
@@ -32,24 +33,35 @@ import scipy.sparse as sp
 
 from portmargin._types import BoolArray, FloatArray, IntArray
 from portmargin.errors import InputError, PortmarginError
-from portmargin.instruments import STABLE_CURRENCIES, Instrument
+from portmargin.instruments import Instrument
 from portmargin.market.snapshot import MarketSnapshot
 from portmargin.models.config import ChargeParams
 from portmargin.models.engine import (
     COLLATERAL_HAIRCUT,
-    USD,
+    LONG_OPTION_CAP,
     ChargeContext,
-    MarginModel,
     PoolInputs,
     option_value_per_unit,
     pool_components,
-    pool_currency,
     pool_requirements,
 )
+from portmargin.models.explain import explain_row
+from portmargin.models.result import MarginResult
 from portmargin.risk import RiskArray
 from portmargin.scenarios import ScenarioSet
+from portmargin.units import STABLE_CURRENCIES, USD, pool_currency, usd_rate
 
-__all__ = ["AccountBook", "BatchResult", "MarginSession"]
+if TYPE_CHECKING:
+    from portmargin.models.model import MarginModel
+
+__all__ = [
+    "AccountBook",
+    "BatchResult",
+    "MarginSession",
+    "PairTrace",
+    "build_quantities",
+    "cash_column",
+]
 
 _CASH_PREFIX = "cash:"
 _NO_PARAMS = ChargeParams(kind="scanning_risk")
@@ -171,9 +183,12 @@ class BatchResult:
         )
 
 
-@dataclass(slots=True)
+@dataclass(frozen=True, slots=True, eq=False)
 class MarginSession:
     """Market + model + instrument universe, with the risk arrays computed once.
+
+    An immutable value: everything is derived once, in the constructor, and its arrays are
+    read-only. A new market state is a new session (:meth:`with_market`).
 
     Parameters
     ----------
@@ -182,11 +197,13 @@ class MarginSession:
     model
         The margin model.
     instruments
-        Instrument names of the universe (default: every quoted option, dated future and
-        perpetual of the market).
+        Instrument names of the universe; ``None`` (the default) means every quoted option,
+        dated future and perpetual of the market. Names are resolved against the market
+        and kept grouped by underlying (in the given order within an underlying).
     arrays
         Risk arrays to reuse per underlying (from a previous session; see
-        :meth:`with_market`).
+        :meth:`with_market`). One is reused only if it covers exactly this universe's
+        instruments of its underlying.
 
     Examples
     --------
@@ -198,12 +215,12 @@ class MarginSession:
     (('BTC',), True)
     """
 
-    market: MarketSnapshot
-    model: MarginModel
-    instruments: tuple[str, ...] = ()
-    arrays: Mapping[str, RiskArray] = field(default_factory=dict)
+    market: MarketSnapshot = field(init=False)
+    model: MarginModel = field(init=False)
+    instruments: tuple[str, ...] = field(init=False)
+    arrays: Mapping[str, RiskArray] = field(init=False)
     columns: tuple[str, ...] = field(init=False)
-    index: dict[str, int] = field(init=False)
+    index: Mapping[str, int] = field(init=False)
     pools: tuple[str, ...] = field(init=False)
     pairs: tuple[_Pair, ...] = field(init=False)
     weights: FloatArray = field(init=False)
@@ -219,154 +236,15 @@ class MarginSession:
     _cash_w: tuple[FloatArray | None, ...] = field(init=False)  # W[cash cols, pair block]
     _pair_span: tuple[slice | None, ...] = field(init=False)  # pair cols as a slice if contiguous
 
-    def __post_init__(self) -> None:
-        market, model = self.market, self.model
-        names = self.instruments or _market_universe(market)
-        # instruments of reused risk arrays are not parsed again (a tick keeps most of them)
-        known = {x.name: x for arr in self.arrays.values() for x in arr.table.instruments}
-        insts: list[Instrument] = []
-        for name in dict.fromkeys(names):
-            inst = known.get(name)
-            if inst is None:
-                try:
-                    inst = market.instrument(name)
-                except PortmarginError as exc:
-                    raise InputError(f"instrument {name!r}: {exc}") from None
-            insts.append(inst)
-        by_und: dict[str, list[Instrument]] = {}
-        for inst in insts:
-            by_und.setdefault(inst.underlying, []).append(inst)
-        insts = [x for und in sorted(by_und) for x in by_und[und]]
-        self.instruments = tuple(x.name for x in insts)
-        arrays = dict(self.arrays)
-        for und, group in by_und.items():
-            have = arrays.get(und)
-            if have is None or have.table.names != tuple(x.name for x in group):
-                arrays[und] = model.risk_arrays(group, market)[und]
-        self.arrays = {und: arrays[und] for und in sorted(by_und)}
-        cash_ccys = sorted({*market.underlyings, USD, *STABLE_CURRENCIES})
-        self.columns = self.instruments + tuple(cash_column(c) for c in cash_ccys)
-        self.index = {name: i for i, name in enumerate(self.columns)}
-        self.cash_cols = np.arange(len(insts), len(self.columns), dtype=np.int64)
-        usd_rates = {USD: 1.0, **{u: market.index_price(u) for u in market.underlyings}}
-        cross, scen_coll = model.cross, model.params.collateral == "scenario"
-
-        # Pairs: from the universe's instruments, plus coin collateral in cross mode.
-        pair_cols: dict[tuple[str, str], tuple[list[int], list[int]]] = {}
-        col = 0
-        for und, arr in self.arrays.items():
-            pool_by_ccy: dict[str, str] = {}
-            for r, ccy in enumerate(arr.table.settlement_currencies):
-                pool = pool_by_ccy.get(ccy)
-                if pool is None:  # model.pool_of, once per settlement currency
-                    pool = pool_by_ccy[ccy] = model.pool_of(arr.table.instruments[r])
-                c, rr = pair_cols.setdefault((pool, und), ([], []))
-                c.append(col)
-                rr.append(r)
-                col += 1
-        coll_coins = (
-            [c for c in cash_ccys if c in market.underlyings] if cross and scen_coll else []
-        )
-        for coin in coll_coins:
-            pair_cols.setdefault((USD, coin), ([], []))
-        pools = sorted(
-            {p for p, _ in pair_cols} | {USD if cross else pool_currency(c) for c in cash_ccys}
-        )
-        self.pools = tuple(pools)
-        pairs: list[_Pair] = []
-        start = 0
-        for (pool, und), (c, rr) in sorted(pair_cols.items()):
-            scen = model.scenario_set(und)
-            pairs.append(
-                _Pair(
-                    pool,
-                    und,
-                    scen,
-                    usd_rates.get(pool, 1.0),
-                    start,
-                    np.asarray(c, dtype=np.int64),
-                    np.asarray(rr, dtype=np.int64),
-                    self.arrays[und] if c else None,
-                )
-            )
-            start += len(scen)
-        self.pairs = tuple(pairs)
-        n_pairs, n_pools, n_cols = len(pairs), len(pools), len(self.columns)
-        n_scen_total = start
-        # W = [scenario blocks | equity per pool | long-option value per pair]
-        w = np.zeros((n_cols, n_scen_total + n_pools + n_pairs))
-        # I = [pair has an instrument | pair blocks the cap | pair opened by collateral |
-        #      pool present]
-        ind = np.zeros((n_cols, 3 * n_pairs + n_pools))
-        short = np.zeros((n_cols, n_pairs))
-        col_pair = np.full(n_cols, -1, dtype=np.int64)
-        col_row = np.full(n_cols, -1, dtype=np.int64)
-        pool_idx = {p: i for i, p in enumerate(pools)}
-        for k, pr in enumerate(pairs):
-            block = slice(pr.start, pr.start + len(pr.scen))
-            ppos = n_scen_total + pool_idx[pr.pool]
-            if pr.risk is not None:
-                arr, rows = pr.risk, pr.rows
-                tab = arr.table
-                weighted = arr.weighted_usd() if cross else arr.weighted_settle()
-                w[pr.cols, block] = weighted[rows]
-                mark = tab.mark_settle[rows] * np.where(cross & tab.inverse[rows], tab.F[rows], 1.0)
-                w[pr.cols, ppos] = mark
-                w[pr.cols, n_scen_total + n_pools + k] = option_value_per_unit(
-                    tab, rows, cross=cross
-                )
-                col_pair[pr.cols] = k
-                col_row[pr.cols] = rows
-                ind[pr.cols, k] = 1.0
-                ind[pr.cols, n_pairs + k] = np.where(tab.is_option[rows], 0.0, 1.0)
-                ind[pr.cols, 3 * n_pairs + pool_idx[pr.pool]] = 1.0
-                short[pr.cols, k] = 1.0
-            if pr.und in coll_coins and pr.pool == USD:
-                cc = self.index[cash_column(pr.und)]
-                spot = market.index_price(pr.und)
-                w[cc, block] = spot * pr.scen.price_moves * pr.scen.weights
-                ind[cc, n_pairs + k] = 1.0
-                ind[cc, 2 * n_pairs + k] = 1.0
-        haircut = np.zeros(n_cols)  # IM-only haircut per unit of a positive balance
-        for i, ccy in enumerate(cash_ccys):
-            cc = int(self.cash_cols[i])
-            rate = usd_rates.get(pool_currency(ccy), 1.0)
-            if cross:
-                hc = model.params.currency(ccy).haircut
-                if model.params.collateral == "haircut":
-                    w[cc, n_scen_total + pool_idx[USD]] = rate * (1.0 - hc)
-                else:
-                    w[cc, n_scen_total + pool_idx[USD]] = rate
-                    haircut[cc] = hc * rate
-                ind[cc, 3 * n_pairs + pool_idx[USD]] = 1.0
-            else:
-                pool = pool_currency(ccy)
-                w[cc, n_scen_total + pool_idx[pool]] = 1.0
-                ind[cc, 3 * n_pairs + pool_idx[pool]] = 1.0
-        self.weights = w
-        self.indicators = ind
-        self.short_indicators = short
-        self._haircut = haircut
-        self._col_pair = col_pair
-        self._col_row = col_row
-        self._pool_pairs = tuple(
-            tuple(k for k, pr in enumerate(pairs) if pr.pool == pool) for pool in pools
-        )
-        self._stacked = np.hstack([w, ind, short])
-        # Per-pair blocks of W: a chunk's scenario P&L is computed pair by pair on the pair's
-        # own columns (nnz × n_scen of that pair, not × every pair's scenarios).
-        blocks = [slice(pr.start, pr.start + len(pr.scen)) for pr in pairs]
-        self._pair_w = tuple(
-            np.ascontiguousarray(w[pr.cols][:, b]) for pr, b in zip(pairs, blocks, strict=True)
-        )
-        cash_w = [w[self.cash_cols][:, b] for b in blocks]
-        self._cash_w = tuple(np.ascontiguousarray(x) if x.any() else None for x in cash_w)
-        self._pair_span = tuple(
-            slice(int(pr.cols[0]), int(pr.cols[-1]) + 1)
-            if pr.cols.size and int(pr.cols[-1]) - int(pr.cols[0]) + 1 == pr.cols.size
-            else None
-            for pr in pairs
-        )
+    def __init__(
+        self,
+        market: MarketSnapshot,
+        model: MarginModel,
+        instruments: Sequence[str] | None = None,
+        arrays: Mapping[str, RiskArray] | None = None,
+    ) -> None:
+        for name, value in _build(market, model, instruments, arrays or {}).items():
+            object.__setattr__(self, name, value)
 
     # -- construction --------------------------------------------------------------------
     def with_market(self, market: MarketSnapshot, *, moved: Collection[str]) -> MarginSession:
@@ -442,12 +320,45 @@ class MarginSession:
     def margin_positions(
         self, positions: Mapping[str, float], cash: Mapping[str, float] | None = None
     ) -> BatchResult:
-        """Margin one account (what-if fast path).
+        """Margin one account: the batch path restricted to the account's own columns.
 
         Only the account's own columns are gathered: ``q @ W[held]`` and the charges see the
-        held rows of each pair; pairs it does not have are skipped, as in
-        :meth:`MarginModel.margin`.
+        held rows of each pair; pairs it does not have are skipped.
         """
+        cols, q = self._account_row(positions, cash)
+        return self._evaluate(q, np.ones_like(q), (q < 0).astype(np.float64), cols)
+
+    def explain(
+        self,
+        positions: Mapping[str, float],
+        cash: Mapping[str, float] | None = None,
+        *,
+        name: str = "portfolio",
+    ) -> MarginResult:
+        """Margin one account and explain it: :meth:`margin_positions` plus every line.
+
+        The figures are those of :meth:`margin_positions` (the same stage 1 and stage 2); the
+        explanation adds, per (pool, underlying), the components, the scenario lines (raw and
+        aggregated P&L) and the binding scenario, and per position its mark value, delta and
+        P&L in the binding scenario (:func:`portmargin.models.explain.explain_row`).
+
+        Raises
+        ------
+        InputError
+            For an instrument or currency outside the session, naming it and ``name``.
+        """
+        try:
+            cols, q = self._account_row(positions, cash)
+        except InputError as exc:
+            raise InputError(f"{name}: {exc}") from None
+        trace: list[PairTrace] = []
+        res = self._evaluate(q, np.ones_like(q), (q < 0).astype(np.float64), cols, trace=trace)
+        return explain_row(self, cols, q[0], res, trace)
+
+    def _account_row(
+        self, positions: Mapping[str, float], cash: Mapping[str, float] | None
+    ) -> tuple[IntArray, FloatArray]:
+        """The account's own columns (sorted) and its quantities on them, shape ``(1, k)``."""
         index = self.index
         held: dict[int, float] = {}
         for name, qty in positions.items():
@@ -461,7 +372,7 @@ class MarginSession:
             held[c] = held.get(c, 0.0) + amount  # a balance opens its pool, even at 0
         cols = np.array(sorted(held), dtype=np.int64)
         q = np.array([[held[int(c)] for c in cols]], dtype=np.float64)
-        return self._evaluate(q, np.ones_like(q), (q < 0).astype(np.float64), cols)
+        return cols, q
 
     def exposed(
         self, book: AccountBook, moved: Collection[str], *, balances: bool | None = None
@@ -521,13 +432,15 @@ class MarginSession:
         neg: Any,
         cols: IntArray | None = None,
         pools: Sequence[int] | None = None,
+        trace: list[PairTrace] | None = None,
     ) -> BatchResult:
         """Margin the rows of ``q`` (CSR, or dense) with their presence and short masks.
 
         ``cols`` names the universe columns of ``q``'s columns (default: all of them, in
         order): the what-if path passes only an account's own columns. ``pools`` restricts
         the requirement and binding figures to those pool indices (the others are 0;
-        presence and equity are always complete).
+        presence and equity are always complete). ``trace`` (one account only) collects
+        each evaluated pair's stage-1 and stage-2 figures for :meth:`explain`.
         """
         n = q.shape[0]
         n_pairs, n_pools = len(self.pairs), len(self.pools)
@@ -571,7 +484,7 @@ class MarginSession:
         for p in range(n_pools) if pools is None else pools:
             pooled: dict[str, FloatArray] = {}
             for rows, ks, mask in self._pair_groups(exists, p):
-                sums, bp, bs, bv = self._pool_rows(p, ks, rows, mask, chunk)
+                sums, bp, bs, bv = self._pool_rows(p, ks, rows, mask, chunk, trace)
                 at = slice(None) if rows is None else rows
                 for name, val in sums.items():
                     if rows is None:
@@ -636,12 +549,19 @@ class MarginSession:
         return [(rows, ks, ex[rows][:, act])]
 
     def _pool_rows(
-        self, p: int, ks: list[int], rows: IntArray | None, mask: BoolArray | None, chunk: _Chunk
+        self,
+        p: int,
+        ks: list[int],
+        rows: IntArray | None,
+        mask: BoolArray | None,
+        chunk: _Chunk,
+        trace: list[PairTrace] | None = None,
     ) -> tuple[dict[str, FloatArray], IntArray, IntArray, FloatArray]:
         """Pool ``p`` on pairs ``ks`` for accounts ``rows`` of the chunk (``None``: all).
 
         Returns the components summed over the pairs (masked by ``mask``), and the binding
-        pair, scenario and aggregated P&L of each account.
+        pair, scenario and aggregated P&L of each account; appends each pair's figures to
+        ``trace`` when given (one account).
         """
         model, params = self.model, self.model.params
         if rows is None:
@@ -658,7 +578,7 @@ class MarginSession:
             raws.append(raw)
             aggs.append(model.aggregate(raw, pr.und, pr.pool, pr.rate))
             ctx = None
-            if pr.risk is not None and (params.charges or params.credits):
+            if pr.risk is not None and (params.charges or params.credits or trace is not None):
                 qk, rr = chunk.quantities(k)
                 if rr.size:
                     ctx = ChargeContext(
@@ -685,6 +605,8 @@ class MarginSession:
             eligible,
         )
         comps = pool_components(params, inputs, self.market)
+        if trace is not None:
+            trace.extend(_pair_traces(ks, comps, raws, aggs, ctxs))
         m = value.shape[0]
         req_by_pair = np.zeros((m, len(ks)))
         sums: dict[str, FloatArray] = {}
@@ -707,6 +629,42 @@ class MarginSession:
             none = ~mask.any(axis=1)
             bind_pair[none], bind_scen[none], bind_pnl[none] = -1, -1, 0.0
         return sums, bind_pair, bind_scen, bind_pnl
+
+
+@dataclass(frozen=True, slots=True)
+class PairTrace:
+    """One evaluated (pool, underlying) pair of one account, for :meth:`MarginSession.explain`.
+
+    ``components`` add up to the pair's requirement before the pool's multipliers (the
+    long-option cap only where it binds); ``raw`` and ``aggregated`` are the pair's
+    scenario P&L before and after aggregation, shape ``(n_scen,)``, in the pool currency.
+    """
+
+    pair: int
+    components: Mapping[str, float]
+    raw: FloatArray
+    aggregated: FloatArray
+    context: ChargeContext | None
+
+
+def _pair_traces(
+    ks: Sequence[int],
+    comps: Mapping[str, FloatArray],
+    raws: Sequence[FloatArray],
+    aggs: Sequence[FloatArray],
+    ctxs: Sequence[ChargeContext | None],
+) -> list[PairTrace]:
+    """Row 0's figures of each pair ``ks[i]`` (components ``(1, len(ks))``)."""
+    cap = comps.get(LONG_OPTION_CAP)
+    out = []
+    for i, k in enumerate(ks):
+        own = {
+            name: float(val[0, i])
+            for name, val in comps.items()
+            if name != LONG_OPTION_CAP or (cap is not None and cap[0, i] != 0.0)
+        }
+        out.append(PairTrace(k, own, raws[i][0], aggs[i][0], ctxs[i]))
+    return out
 
 
 class _Chunk:
@@ -774,6 +732,166 @@ class _Chunk:
             hit = self.q[:, int(cc[0]) : int(cc[-1]) + 1]
             self._raw_cache["cash"] = hit
         return hit
+
+
+def _build(
+    market: MarketSnapshot,
+    model: MarginModel,
+    instruments: Sequence[str] | None,
+    given: Mapping[str, RiskArray],
+) -> dict[str, Any]:
+    """Every field of a :class:`MarginSession` (see its docstring), derived once."""
+    names = _market_universe(market) if instruments is None else list(instruments)
+    # instruments of reused risk arrays are not parsed again (a tick keeps most of them)
+    known = {x.name: x for arr in given.values() for x in arr.table.instruments}
+    insts: list[Instrument] = []
+    for name in dict.fromkeys(names):
+        inst = known.get(name)
+        if inst is None:
+            try:
+                inst = market.instrument(name)
+            except PortmarginError as exc:
+                raise InputError(f"instrument {name!r}: {exc}") from None
+        insts.append(inst)
+    by_und: dict[str, list[Instrument]] = {}
+    for inst in insts:
+        by_und.setdefault(inst.underlying, []).append(inst)
+    insts = [x for und in sorted(by_und) for x in by_und[und]]
+    out: dict[str, Any] = {"market": market, "model": model}
+    out["instruments"] = universe = tuple(x.name for x in insts)
+    arrays = dict(given)
+    for und, group in by_und.items():
+        have = arrays.get(und)
+        if have is None or have.table.names != tuple(x.name for x in group):
+            arrays[und] = model.risk_arrays(group, market)[und]
+    risk = out["arrays"] = MappingProxyType({und: arrays[und] for und in sorted(by_und)})
+    cash_ccys = sorted({*market.underlyings, USD, *STABLE_CURRENCIES})
+    columns = out["columns"] = universe + tuple(cash_column(c) for c in cash_ccys)
+    index = {name: i for i, name in enumerate(columns)}
+    out["index"] = MappingProxyType(index)
+    cash_cols = out["cash_cols"] = np.arange(len(insts), len(columns), dtype=np.int64)
+    cross, scen_coll = model.cross, model.params.collateral == "scenario"
+
+    # Pairs: from the universe's instruments, plus coin collateral in cross mode.
+    pair_cols: dict[tuple[str, str], tuple[list[int], list[int]]] = {}
+    col = 0
+    for und, arr in risk.items():
+        pool_by_ccy: dict[str, str] = {}
+        for r, ccy in enumerate(arr.table.settlement_currencies):
+            pool = pool_by_ccy.get(ccy)
+            if pool is None:  # model.pool_of, once per settlement currency
+                pool = pool_by_ccy[ccy] = model.pool_of(arr.table.instruments[r])
+            c, rr = pair_cols.setdefault((pool, und), ([], []))
+            c.append(col)
+            rr.append(r)
+            col += 1
+    coll_coins = [c for c in cash_ccys if c in market.underlyings] if cross and scen_coll else []
+    for coin in coll_coins:
+        pair_cols.setdefault((USD, coin), ([], []))
+    pools = sorted(
+        {p for p, _ in pair_cols} | {USD if cross else pool_currency(c) for c in cash_ccys}
+    )
+    out["pools"] = tuple(pools)
+    pairs: list[_Pair] = []
+    start = 0
+    for (pool, und), (c, rr) in sorted(pair_cols.items()):
+        scen = model.scenario_set(und)
+        pairs.append(
+            _Pair(
+                pool,
+                und,
+                scen,
+                usd_rate(pool, market),
+                start,
+                np.asarray(c, dtype=np.int64),
+                np.asarray(rr, dtype=np.int64),
+                risk[und] if c else None,
+            )
+        )
+        start += len(scen)
+    out["pairs"] = tuple(pairs)
+    n_pairs, n_pools, n_cols = len(pairs), len(pools), len(columns)
+    n_scen_total = start
+    # W = [scenario blocks | equity per pool | long-option value per pair]
+    w = np.zeros((n_cols, n_scen_total + n_pools + n_pairs))
+    # I = [pair has an instrument | pair blocks the cap | pair opened by collateral |
+    #      pool present]
+    ind = np.zeros((n_cols, 3 * n_pairs + n_pools))
+    short = np.zeros((n_cols, n_pairs))
+    col_pair = np.full(n_cols, -1, dtype=np.int64)
+    col_row = np.full(n_cols, -1, dtype=np.int64)
+    pool_idx = {p: i for i, p in enumerate(pools)}
+    for k, pr in enumerate(pairs):
+        block = slice(pr.start, pr.start + len(pr.scen))
+        ppos = n_scen_total + pool_idx[pr.pool]
+        if pr.risk is not None:
+            arr, rows = pr.risk, pr.rows
+            tab = arr.table
+            weighted = arr.weighted_usd() if cross else arr.weighted_settle()
+            w[pr.cols, block] = weighted[rows]
+            mark = tab.mark_settle[rows] * np.where(cross & tab.inverse[rows], tab.F[rows], 1.0)
+            w[pr.cols, ppos] = mark
+            w[pr.cols, n_scen_total + n_pools + k] = option_value_per_unit(tab, rows, cross=cross)
+            col_pair[pr.cols] = k
+            col_row[pr.cols] = rows
+            ind[pr.cols, k] = 1.0
+            ind[pr.cols, n_pairs + k] = np.where(tab.is_option[rows], 0.0, 1.0)
+            ind[pr.cols, 3 * n_pairs + pool_idx[pr.pool]] = 1.0
+            short[pr.cols, k] = 1.0
+        if pr.und in coll_coins and pr.pool == USD:
+            cc = index[cash_column(pr.und)]
+            spot = market.index_price(pr.und)
+            w[cc, block] = spot * pr.scen.price_moves * pr.scen.weights
+            ind[cc, n_pairs + k] = 1.0
+            ind[cc, 2 * n_pairs + k] = 1.0
+    haircut = np.zeros(n_cols)  # IM-only haircut per unit of a positive balance
+    for i, ccy in enumerate(cash_ccys):
+        cc = int(cash_cols[i])
+        rate = usd_rate(ccy, market)
+        if cross:
+            hc = model.params.currency(ccy).haircut
+            if model.params.collateral == "haircut":
+                w[cc, n_scen_total + pool_idx[USD]] = rate * (1.0 - hc)
+            else:
+                w[cc, n_scen_total + pool_idx[USD]] = rate
+                haircut[cc] = hc * rate
+            ind[cc, 3 * n_pairs + pool_idx[USD]] = 1.0
+        else:
+            pool = pool_currency(ccy)
+            w[cc, n_scen_total + pool_idx[pool]] = 1.0
+            ind[cc, 3 * n_pairs + pool_idx[pool]] = 1.0
+    out["weights"] = _frozen(w)
+    out["indicators"] = _frozen(ind)
+    out["short_indicators"] = _frozen(short)
+    out["_haircut"] = _frozen(haircut)
+    out["_col_pair"] = _frozen(col_pair)
+    out["_col_row"] = _frozen(col_row)
+    out["_pool_pairs"] = tuple(
+        tuple(k for k, pr in enumerate(pairs) if pr.pool == pool) for pool in pools
+    )
+    out["_stacked"] = _frozen(np.hstack([w, ind, short]))
+    # Per-pair blocks of W: a chunk's scenario P&L is computed pair by pair on the pair's
+    # own columns (nnz × n_scen of that pair, not × every pair's scenarios).
+    blocks = [slice(pr.start, pr.start + len(pr.scen)) for pr in pairs]
+    out["_pair_w"] = tuple(
+        _frozen(np.ascontiguousarray(w[pr.cols][:, b])) for pr, b in zip(pairs, blocks, strict=True)
+    )
+    cash_w = [w[cash_cols][:, b] for b in blocks]
+    out["_cash_w"] = tuple(_frozen(np.ascontiguousarray(x)) if x.any() else None for x in cash_w)
+    out["_pair_span"] = tuple(
+        slice(int(pr.cols[0]), int(pr.cols[-1]) + 1)
+        if pr.cols.size and int(pr.cols[-1]) - int(pr.cols[0]) + 1 == pr.cols.size
+        else None
+        for pr in pairs
+    )
+
+    return out
+
+
+def _frozen(a: npt.NDArray[Any]) -> Any:
+    """``a`` made read-only (the session's matrices are shared, never written)."""
+    a.setflags(write=False)
+    return a
 
 
 def _presence(q: sp.csr_array) -> sp.csr_array:
