@@ -7,6 +7,7 @@
 ``margin_snapshots``          an account's figures after each input event that touched it
 ``events``                    every emitted event, unique by (input seq, ordinal)
 ``monitor_cursor``            the last committed input sequence number per feed
+``leases``                    name → the process holding it (``host:pid``) and its heartbeat
 ============================  ==========================================================
 
 Amounts are USD floats; times are ISO-8601 UTC strings (``...Z``), as in the JSON contract,
@@ -33,6 +34,7 @@ __all__ = [
     "Base",
     "CursorRow",
     "EventRow",
+    "LeaseRow",
     "PositionRow",
     "SnapshotRow",
 ]
@@ -112,3 +114,23 @@ class CursorRow(Base):
     last_seq: Mapped[int] = mapped_column(BigInteger)
     market_time: Mapped[str] = mapped_column(String(40))
     finished: Mapped[bool] = mapped_column(Boolean, default=False)
+
+
+class LeaseRow(Base):
+    """A named lease: which process holds it, since when, and until when it is live.
+
+    ``token`` identifies one acquisition (a restarted process with the same pid gets a new
+    one); ``expires_at`` is the holder's last heartbeat plus its time-to-live, after which
+    another process may take the lease over. ``host_key`` (host name, boot id and pid
+    namespace) and ``pid`` let a process on the same machine see that the holder has died.
+    """
+
+    __tablename__ = "leases"
+    name: Mapped[str] = mapped_column(String(64), primary_key=True)
+    owner: Mapped[str] = mapped_column(String(255))
+    token: Mapped[str] = mapped_column(String(32))
+    host_key: Mapped[str] = mapped_column(String(255))
+    pid: Mapped[int] = mapped_column(Integer)
+    acquired_at: Mapped[str] = mapped_column(String(32))
+    heartbeat_at: Mapped[str] = mapped_column(String(32))
+    expires_at: Mapped[str] = mapped_column(String(32))

@@ -5,24 +5,58 @@ together with the feed cursor (:meth:`Store.commit_step`), so after a crash the 
 holds either all of an input event's effects or none of them, and the cursor says which
 input event to resume after. Events are unique by ``(seq, ordinal)``: a step whose ``seq``
 is at or below the cursor is skipped, never written twice.
+
+Faults are one line: :func:`open_store` and every method raise
+:class:`~portmargin.errors.StorageError` (what failed, the URL with its password masked, what
+to do) for a URL that cannot be parsed or has no driver, a missing or read-only directory, a
+corrupt file, a full disk (the step is rolled back), an unreachable server (connections time
+out after :data:`PG_CONNECT_TIMEOUT` seconds) or a newer schema. Readers open with
+``create=False`` and are refused a database that does not exist instead of creating an empty
+one. :meth:`Store.lease` keeps a second monitor off a database in use (see ``_lease``).
 """
 
 from __future__ import annotations
 
 import json
 import math
-from collections.abc import Sequence
+import os
+from collections.abc import Iterator, Sequence
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
 from importlib import resources
+from pathlib import Path
+from types import TracebackType
 from typing import Any
 
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import Engine, create_engine, delete, event, insert, select, update
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from sqlalchemy import (
+    URL,
+    Engine,
+    create_engine,
+    delete,
+    event,
+    insert,
+    inspect,
+    make_url,
+    select,
+    update,
+)
+from sqlalchemy import exc as sa_exc
 from sqlalchemy.orm import Session, sessionmaker
 
 from portmargin.accounts import Account, AccountMargin
-from portmargin.errors import InputError
+from portmargin.errors import InputError, StorageError
+from portmargin.storage._errors import URL_HELP, describe_url, guard, storage_error
+from portmargin.storage._lease import (
+    DEFAULT_LEASE_TTL,
+    Lease,
+    LeaseInfo,
+    default_owner,
+    holder,
+)
 from portmargin.storage._schema import (
     AccountRow,
     BalanceRow,
@@ -32,9 +66,24 @@ from portmargin.storage._schema import (
     SnapshotRow,
 )
 
-__all__ = ["DEFAULT_DB_URL", "Cursor", "Store", "StoredEvent", "open_store", "upgrade"]
+__all__ = [
+    "DEFAULT_DB_URL",
+    "PG_CONNECT_TIMEOUT",
+    "Cursor",
+    "Store",
+    "StoredEvent",
+    "open_store",
+    "upgrade",
+]
 
 DEFAULT_DB_URL = "sqlite:///portmargin.db"
+PG_CONNECT_TIMEOUT = 5
+"""Seconds to wait for a PostgreSQL connection (unless the URL sets ``connect_timeout``)."""
+_MIGRATION_LOCK = 0x706D6D67  # "pmmg": PostgreSQL advisory-lock key of the migrations
+CREATE_HINT = (
+    "create it with `portmargin accounts load FILE --db URL` or "
+    "`portmargin monitor --accounts FILE --db URL`, or fix --db"
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,10 +107,46 @@ class StoredEvent:
     payload: dict[str, Any]
 
 
-def _engine(url: str) -> Engine:
-    if url.startswith("postgresql://"):
-        url = "postgresql+psycopg://" + url[len("postgresql://") :]
-    if url.startswith("sqlite"):
+def _sqlite_path(url: URL) -> Path | None:
+    """The file of a SQLite URL, or None (in memory, or a ``file:`` URI left to SQLite)."""
+    db = url.database
+    if url.get_backend_name() != "sqlite" or not db or db == ":memory:":
+        return None
+    if db.startswith("file:") or url.query.get("uri"):
+        return None
+    return Path(db)
+
+
+def _check_sqlite_file(url: URL, path: Path, *, create: bool) -> None:
+    """Refuse what SQLite would report as "unable to open database file", naming the cause."""
+    where = describe_url(url)
+    if path.is_dir():
+        raise StorageError(f"database {where}: {path} is a directory, not a database file")
+    if path.exists():
+        return
+    if not create:
+        raise StorageError(f"no database at {path} ({where}); nothing to read: {CREATE_HINT}")
+    parent = path.parent
+    if not parent.exists():
+        problem = "does not exist"
+        if any(p.exists() and not p.is_dir() for p in parent.parents):
+            problem = "cannot exist: a file stands where a directory is expected on its path"
+        raise StorageError(
+            f"database {where}: directory {parent} {problem}; create the directory or fix --db"
+        )
+    if not parent.is_dir():
+        raise StorageError(f"database {where}: {parent} is a file, not a directory; fix --db")
+    if not os.access(parent, os.W_OK | os.X_OK):
+        raise StorageError(
+            f"database {where}: directory {parent} is not writable, so the database cannot be "
+            "created there; choose a writable directory for --db"
+        )
+
+
+def _engine(url: URL) -> Engine:
+    if url.drivername in ("postgresql", "postgres"):
+        url = url.set(drivername="postgresql+psycopg")
+    if url.get_backend_name() == "sqlite":
         eng = create_engine(url, connect_args={"timeout": 30})
 
         @event.listens_for(eng, "connect")
@@ -72,36 +157,184 @@ def _engine(url: str) -> Engine:
             cur.close()
 
         return eng
-    return create_engine(url, pool_pre_ping=True)
+    connect_args: dict[str, Any] = {}
+    if url.get_backend_name() == "postgresql" and "connect_timeout" not in url.query:
+        connect_args["connect_timeout"] = PG_CONNECT_TIMEOUT
+    return create_engine(url, pool_pre_ping=True, connect_args=connect_args)
 
 
 def upgrade(engine: Engine) -> None:
-    """Run the packaged Alembic migrations up to ``head`` on ``engine``."""
+    """Run the packaged Alembic migrations up to ``head`` on ``engine``.
+
+    Processes opening one database at once migrate one after the other: the transaction
+    first takes SQLite's write lock (``BEGIN IMMEDIATE``; https://www.sqlite.org/lang_transaction.html)
+    or a PostgreSQL transaction-level advisory lock
+    (https://www.postgresql.org/docs/current/functions-admin.html#FUNCTIONS-ADVISORY-LOCKS),
+    so the later ones find the schema at ``head`` instead of failing on ``CREATE TABLE``.
+    A database already at ``head`` is only read (a read-only file can be opened).
+    """
     cfg = Config()
     location = resources.files("portmargin.storage") / "migrations"
     cfg.set_main_option("script_location", str(location))
+    head = ScriptDirectory.from_config(cfg).get_current_head()
+    with engine.connect() as conn:
+        if MigrationContext.configure(conn).get_current_revision() == head:
+            return
     with engine.begin() as conn:
+        backend = engine.url.get_backend_name()
+        if backend == "sqlite":
+            conn.exec_driver_sql("BEGIN IMMEDIATE")  # pysqlite has not begun: no DML yet
+        elif backend == "postgresql":
+            conn.exec_driver_sql(f"SELECT pg_advisory_xact_lock({_MIGRATION_LOCK})")
         cfg.attributes["connection"] = conn
         command.upgrade(cfg, "head")
 
 
-def open_store(url: str = DEFAULT_DB_URL) -> Store:
-    """Connect to ``url`` (SQLite file or ``postgresql://``), migrate, and return a store."""
-    engine = _engine(url)
-    upgrade(engine)
-    return Store(engine)
+def open_store(url: str = DEFAULT_DB_URL, *, create: bool = True) -> Store:
+    """Connect to ``url`` (SQLite file or ``postgresql://``), migrate, and return a store.
+
+    Parameters
+    ----------
+    url
+        ``sqlite:///PATH`` (relative to the working directory; ``sqlite:////abs/path``) or
+        ``postgresql://USER:PASSWORD@HOST:PORT/DBNAME``.
+    create
+        Writers (``monitor``, ``accounts load``) create the SQLite file and the schema. With
+        False (readers) a SQLite file that does not exist, or a database without the
+        portmargin schema, is refused instead of being created empty.
+
+    Raises
+    ------
+    StorageError
+        One line naming the fault, the URL (password masked) and what to do.
+    """
+    try:
+        parsed = make_url(url)
+    except (sa_exc.ArgumentError, ValueError) as exc:
+        raise StorageError(
+            f"database URL {describe_url(url)!r} cannot be parsed; {URL_HELP}"
+        ) from exc
+    with guard(parsed, "open"):
+        path = _sqlite_path(parsed)
+        if path is not None:
+            _check_sqlite_file(parsed, path, create=create)
+        try:
+            engine = _engine(parsed)
+        except ImportError as exc:
+            raise storage_error(exc, parsed, "open") from exc
+    try:
+        with guard(parsed, "open"):
+            if not create and not inspect(engine).has_table("alembic_version"):
+                raise StorageError(
+                    f"database {describe_url(parsed)} holds no portmargin data (no schema); "
+                    f"nothing to read: {CREATE_HINT}"
+                )
+        with guard(parsed, "migrate the schema"):
+            upgrade(engine)
+    except BaseException:
+        engine.dispose()
+        raise
+    return Store(engine, url=parsed)
 
 
 class Store:
-    """Accounts, snapshots, events and the feed cursor in one SQL database."""
+    """Accounts, snapshots, events and the feed cursor in one SQL database.
 
-    def __init__(self, engine: Engine) -> None:
+    A context manager: leaving the ``with`` block calls :meth:`close`.
+
+    Parameters
+    ----------
+    engine
+        The database (migrated: see :func:`open_store`).
+    url
+        The URL as given, for messages (default: the engine's); its password is masked.
+    """
+
+    def __init__(self, engine: Engine, *, url: str | URL | None = None) -> None:
         self.engine = engine
+        self.url: str | URL = engine.url if url is None else url
         self._session = sessionmaker(engine, expire_on_commit=False)
+        self._leases: dict[str, Lease] = {}
 
     def close(self) -> None:
-        """Dispose of the connection pool."""
+        """Release the leases still held and dispose of the connection pool."""
+        for held in list(self._leases.values()):
+            held.release()
+        self._leases.clear()
         self.engine.dispose()
+
+    def __enter__(self) -> Store:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    def _guard(self, action: str) -> AbstractContextManager[None]:
+        """Database faults inside the block become one-line StorageError messages."""
+        return guard(self.url, action)
+
+    # -- leases -------------------------------------------------------------------------
+    @contextmanager
+    def lease(
+        self,
+        name: str,
+        *,
+        owner: str | None = None,
+        ttl: float = DEFAULT_LEASE_TTL,
+        heartbeat: bool = True,
+    ) -> Iterator[Lease]:
+        """Hold the lease ``name`` for the ``with`` block; refuse if another process holds it.
+
+        The lease is taken atomically (an ``INSERT``, or the takeover of a lease whose
+        holder has not beaten for ``ttl`` seconds), renewed by a daemon thread every
+        ``ttl / 3`` s (``heartbeat``) and by every :meth:`commit_step` of this store (in the
+        step's transaction: a step of a process whose lease was taken over is refused and
+        rolled back), and released on exit. A holder killed with SIGKILL blocks others for
+        at most ``ttl`` seconds.
+
+        Parameters
+        ----------
+        name
+            Lease name; ``portmargin monitor`` holds :data:`MONITOR_LEASE` (one monitor per
+            database).
+        owner
+            Holder shown to others, ``host:pid`` by default.
+        ttl
+            Seconds after the last heartbeat at which another process may take over.
+        heartbeat
+            Renew from a background thread (else only on :meth:`commit_step` and
+            :meth:`Lease.renew`).
+
+        Raises
+        ------
+        LeaseHeldError
+            Another live process holds it; the message names the holder, its last heartbeat
+            and when the lease expires.
+        StorageError
+            On a database fault.
+        """
+        if name in self._leases:
+            raise StorageError(f"lease {name!r} is already held by this store")
+        held = Lease(self.engine, self.url, name, owner or default_owner(), ttl)
+        held.acquire()
+        self._leases[name] = held
+        try:
+            if heartbeat:
+                held.start_heartbeat()
+            yield held
+        finally:
+            self._leases.pop(name, None)
+            held.release()
+
+    def lease_holder(self, name: str) -> LeaseInfo | None:
+        """The stored lease ``name`` (live or expired), or None."""
+        with self._guard(f"read lease {name!r}"), self.engine.connect() as conn:
+            return holder(conn, name)
 
     # -- accounts -----------------------------------------------------------------------
     def save_accounts(self, accounts: Sequence[Account], *, replace: bool = False) -> int:
@@ -111,8 +344,10 @@ class Store:
         ------
         InputError
             If an account id exists already and ``replace`` is False.
+        StorageError
+            On a database fault (nothing is written).
         """
-        with self._session.begin() as s:
+        with self._guard("save accounts"), self._session.begin() as s:
             existing = set(s.scalars(select(AccountRow.id)))
             clash = sorted(a.account_id for a in accounts if a.account_id in existing)
             if clash and not replace:
@@ -154,7 +389,7 @@ class Store:
 
     def load_accounts(self) -> list[Account]:
         """Every stored account, sorted by id."""
-        with self._session() as s:
+        with self._guard("read accounts"), self._session() as s:
             bal: dict[str, dict[str, float]] = {}
             for b in s.scalars(select(BalanceRow)):
                 bal.setdefault(b.account_id, {})[b.currency] = b.amount
@@ -166,12 +401,12 @@ class Store:
 
     def statuses(self) -> dict[str, str]:
         """Last committed status of every account."""
-        with self._session() as s:
+        with self._guard("read account statuses"), self._session() as s:
             return {r.id: r.status for r in s.scalars(select(AccountRow))}
 
     def margin_methods(self) -> dict[str, str]:
         """Margin method (``portfolio``/``rules``) of every account margined so far."""
-        with self._session() as s:
+        with self._guard("read margin methods"), self._session() as s:
             margined = select(SnapshotRow.account_id).distinct()
             rows = s.execute(
                 select(AccountRow.id, AccountRow.method).where(AccountRow.id.in_(margined))
@@ -180,7 +415,7 @@ class Store:
 
     def latest_snapshot(self, account_id: str) -> dict[str, Any] | None:
         """The account's most recent margin snapshot, or None."""
-        with self._session() as s:
+        with self._guard("read margin snapshots"), self._session() as s:
             row = s.scalars(
                 select(SnapshotRow)
                 .where(SnapshotRow.account_id == account_id)
@@ -203,7 +438,7 @@ class Store:
     # -- the monitor --------------------------------------------------------------------
     def cursor(self, feed: str) -> Cursor | None:
         """The committed resume point of ``feed``, or None before its first step."""
-        with self._session() as s:
+        with self._guard("read the feed cursor"), self._session() as s:
             row = s.get(CursorRow, feed)
             return None if row is None else Cursor(row.last_seq, row.market_time, row.finished)
 
@@ -241,11 +476,21 @@ class Store:
         -------
         bool
             False if ``seq`` was already committed (nothing written).
+
+        Raises
+        ------
+        StorageError
+            On a database fault (a full disk, a lost connection), or if a lease held through
+            this store was taken over by another process: the step is rolled back, nothing of
+            it is written and the cursor stays where it was.
         """
-        with self._session.begin() as s:
+        action = f"commit of input event {seq} of feed {feed!r}"
+        with self._guard(action), self._session.begin() as s:
             cur = s.get(CursorRow, feed, with_for_update=True)
             if cur is not None and seq <= cur.last_seq:
                 return False
+            for held in self._leases.values():
+                held.renew_in(s, action=action)
             self._write_accounts(s, accounts)
             if margins:
                 # Core executemany: one statement per table, not one ORM unit per row.
@@ -300,7 +545,7 @@ class Store:
 
     def events(self, *, kinds: Sequence[str] | None = None) -> list[StoredEvent]:
         """Stored events in emission order (optionally only some kinds)."""
-        with self._session() as s:
+        with self._guard("read events"), self._session() as s:
             q = select(EventRow).order_by(EventRow.seq, EventRow.ordinal)
             if kinds is not None:
                 q = q.where(EventRow.kind.in_(list(kinds)))
