@@ -11,7 +11,7 @@ from portmargin.accounts import Account, load_accounts
 from portmargin.cli._common import console, print_json
 from portmargin.errors import InputError, PortmarginError
 from portmargin.instruments import parse_instrument
-from portmargin.storage import DEFAULT_DB_URL, open_store
+from portmargin.storage import DEFAULT_DB_URL, MONITOR_LEASE, open_store
 
 __all__ = ["check_instruments", "register"]
 
@@ -43,6 +43,7 @@ def register(app: typer.Typer) -> None:
 
     @group.command("load")
     def load_cmd(
+        ctx: typer.Context,
         file: Path = typer.Argument(..., help="Accounts JSON file."),
         db: str = typer.Option(DEFAULT_DB_URL, "--db", help="Database URL."),
         replace: bool = typer.Option(False, "--replace", help="Overwrite existing accounts."),
@@ -50,17 +51,19 @@ def register(app: typer.Typer) -> None:
         """Store the accounts of FILE (migrating the database first)."""
         accounts, _ = load_accounts(file)
         check_instruments(accounts, str(file))
-        store = open_store(db)
+        store = ctx.with_resource(open_store(db))  # closed when the command ends
+        ctx.with_resource(store.lease(MONITOR_LEASE))  # refused while a monitor writes
         n = store.save_accounts(accounts, replace=replace)
         console.print(f"stored {n} accounts in {db}")
 
     @group.command("show")
     def show_cmd(
+        ctx: typer.Context,
         account_id: str = typer.Argument(..., help="Account id."),
         db: str = typer.Option(DEFAULT_DB_URL, "--db", help="Database URL."),
     ) -> None:
         """Print an account's balances, positions, status and latest margin snapshot (JSON)."""
-        store = open_store(db)
+        store = ctx.with_resource(open_store(db, create=False))  # refuses a mistyped path
         found = [a for a in store.load_accounts() if a.account_id == account_id]
         if not found:
             raise InputError(f"account {account_id!r} not found in {db}")

@@ -19,7 +19,7 @@ from portmargin.errors import InputError
 from portmargin.models import load_model
 from portmargin.monitor import JsonlFeed, Monitor, ReplayFeed, SimulatedFeed, load_crash_day
 from portmargin.monitor._events import FeedItem
-from portmargin.storage import DEFAULT_DB_URL, open_store
+from portmargin.storage import DEFAULT_DB_URL, MONITOR_LEASE, open_store
 
 __all__ = ["DATA_DIR", "register"]
 
@@ -76,6 +76,7 @@ def register(app: typer.Typer) -> None:
 
     @app.command("monitor")
     def monitor_cmd(
+        ctx: typer.Context,
         accounts: Path = typer.Option(..., "--accounts", help="Accounts JSON file."),
         feed: str = typer.Option(
             "replay", "--feed", help="replay, simulated, or a JSON-lines feed file."
@@ -96,7 +97,9 @@ def register(app: typer.Typer) -> None:
         """Monitor accounts' margin on a market feed; events are committed to the database."""
         accts, settings = load_accounts(accounts)
         check_instruments(accts, str(accounts))
-        store = open_store(db)
+        # Closed, and the lease (one monitor per database) released, when the command ends.
+        store = ctx.with_resource(open_store(db))
+        ctx.with_resource(store.lease(MONITOR_LEASE))
         stored = store.load_accounts()
         if not stored:
             store.save_accounts(accts)
