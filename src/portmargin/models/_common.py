@@ -1,17 +1,36 @@
-"""Helpers shared by the charge modules: per-row groupings and pool conversion."""
+"""Helpers shared by the charge modules: typed parameters, per-row groupings, pool conversion."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 
 from portmargin._types import BoolArray, FloatArray, IntArray
+from portmargin.errors import ParameterError
 from portmargin.instruments import InstrumentKind
+from portmargin.models.config import ChargeParams
 from portmargin.models.engine import ChargeContext
 from portmargin.risk import KIND_CODES
 
-__all__ = ["group_matrix", "pool_per_underlying_unit", "project", "rows_kind"]
+__all__ = ["group_matrix", "params_of", "pool_per_underlying_unit", "project", "rows_kind"]
+
+_C = TypeVar("_C", bound=ChargeParams)
+
+
+def params_of(params: ChargeParams, schema: type[_C]) -> _C:
+    """``params`` as the schema of its kind (the engine passes each charge its own entry).
+
+    Raises
+    ------
+    ParameterError
+        If ``params`` is not a ``schema`` (a charge called with another kind's parameters).
+    """
+    if not isinstance(params, schema):
+        raise ParameterError(
+            f"charge {params.kind}: needs {schema.__name__}, got {type(params).__name__}"
+        )
+    return params
 
 
 def pool_per_underlying_unit(ctx: ChargeContext) -> float:

@@ -1,30 +1,51 @@
 r"""Scenario grids of the shipped methodologies, built from model parameters.
 
-``deribit`` (reference/deribit.md §1.2, §1.5): moves ``PR·k/B`` for ``k = −B…B`` (B = 4,
-9 buckets) × vol up / unchanged / down, price-major, weight 1; then the extended moves
-``m ∈ {−66 %, …, +500 %}`` with vol up, weighted by the fraction of simulated P&L::
+``deribit``: moves ``PR·k/B`` for ``k = −B…B`` (B = 4, 9 buckets) × vol up / unchanged /
+down, price-major, weight 1; then the extended moves ``m ∈ {−66 %, …, +500 %}`` with vol up,
+weighted by the fraction of simulated P&L::
 
     w_usd(m)  = f · PR/|m|
     w_coin(m) = f · PR/|m| · (1+m)/(1 + sign(m)·PR)       (coin P&L re-denominated at the edge)
 
-``span16`` (reference/span_tims.md §1.1): scenario ``j`` moves the price by ``m_j·PSR`` with
+Sources: Deribit, "Portfolio Margin"
+(https://support.deribit.com/hc/en-us/articles/25944756247837-Portfolio-Margin) for the
+9 buckets × 3 vols and the extended table "with a fraction of simulated P&L"; the
+``private/pme/simulate`` API reference
+(https://docs.deribit.com/api-reference/account-management/private-simulate) for
+``buckets_count = 4``, ``vol_scenarios_count = 3``, ``price_range``,
+``extended_table_factor`` and the 27 + 8 layout. The coin weight ``(1+m)/(1+sign(m)·PR)``
+reproduces that API's published example [verified on delta-one positions].
+
+``span16``: scenario ``j`` moves the price by ``m_j·PSR`` with
 ``m = 0, +1/3, −1/3, +2/3, −2/3, +1, −1`` each with vol +1 and −1 (14 scenarios, weight 1),
 then ``±X·PSR`` with vol unchanged at weight ``c`` (cover fraction), look-ahead one day.
 CME's pairing: scenarios ``2k`` and ``2k+1`` (0-based) differ only in the vol direction; the
-extreme scenarios 14 and 15 pair with themselves.
+extreme scenarios 14 and 15 pair with themselves. Sources: CME, "Components of SPAN"
+(http://www.cme.com/clearing/rmspan/span/components.html) and "CME SPAN Methodology
+Overview" (https://www.cmegroup.com/clearing/risk-management/span-overview.html); the
+16-point layout with ``X = 3``, ``c = 0.32`` in a clearing house's SPAN file
+(``martingale/spanTAKASBANK:src1/takas.spn@8e5d78bd4e2d8bfe8a745c6fe7db481cf971bcaa``,
+``scanPointDef``).
 
-``tims10`` (reference/span_tims.md §3.2): OCC TIMS / customer portfolio margin, 10 valuation
-points equally spaced over the class range, 5 down and 5 up, no zero point, vol unchanged::
+``tims10``: OCC TIMS / customer portfolio margin, 10 valuation points equally spaced over the
+class range, 5 down and 5 up, no zero point, vol unchanged::
 
     m = −R_down·k/5 (k = 5…1), then +R_up·k/5 (k = 1…5)      R_up defaults to R_down
+
+Sources: OCC, "Customer Portfolio Margin"
+(https://www.theocc.com/risk-management/customer-portfolio-margin); FINRA Rule 4210(g)
+(https://www.finra.org/rules-guidance/rulebooks/finra-rules/4210), which sets the ten
+equidistant valuation points and the ranges (±15 % for equities).
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping
+
 from portmargin.models.config import UnderlyingParams
 from portmargin.scenarios import ScenarioSet
 
-__all__ = ["deribit_grid", "span16_grid", "tims10_grid"]
+__all__ = ["GRIDS", "deribit_grid", "span16_grid", "tims10_grid"]
 
 _DAYS_PER_YEAR = 365.0
 
@@ -97,3 +118,11 @@ def tims10_grid(p: UnderlyingParams) -> ScenarioSet:
         groups=[f"down{k}" for k in range(5, 0, -1)] + [f"up{k}" for k in range(1, 6)],
         lookahead_years=p.lookahead_days / _DAYS_PER_YEAR,
     )
+
+
+GRIDS: Mapping[str, Callable[[UnderlyingParams], ScenarioSet]] = {
+    "deribit": deribit_grid,
+    "span16": span16_grid,
+    "tims10": tims10_grid,
+}
+"""The grid of each ``grid`` value of a model file."""

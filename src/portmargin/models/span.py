@@ -1,40 +1,42 @@
 r"""CME SPAN on crypto: composite delta, scan decomposition, intra/spot/SOM charges, inter credit.
 
-Reference: reference/span_tims.md §1 (sources: CME "Components of SPAN", pubspan pages, EFS
-Spheres ``RiskMethodSPAN.cs``, the Takasbank ``.spn`` file). A *combined commodity* is an
-underlying (BTC, ETH); the scanning risk is the engine's worst weighted scenario loss on the
-16-scenario grid (:func:`portmargin.models.grids.span16_grid`). Every function here is
-vectorised over accounts; deltas are in units of the underlying, and a unit of underlying is
-worth ``S / usd_rate`` in the pool currency.
+A *combined commodity* is an underlying (BTC, ETH); the scanning risk is the engine's worst
+weighted scenario loss on the 16-scenario grid (:func:`portmargin.models.grids.span16_grid`).
+Every function here is vectorised over accounts; deltas are in units of the underlying, and
+a unit of underlying is worth ``S / usd_rate`` in the pool currency. Parameters are the typed
+schemas of :mod:`portmargin.models.config` (``SpanIntraParams``, ``SpanSpotParams``,
+``ShortOptionMinimumParams``, ``SpanInterParams``), validated when the model file loads
+(tiers and legs exist, rates in [0, 1], the grid is ``span16``).
 
-Composite delta (§1.3), per contract, vol unchanged, after the look-ahead::
+Composite delta, per contract, vol unchanged, after the look-ahead ``τ_look`` (one day)::
 
-    cd = Σ_k w_k · M · Δ_B76(F·(1 + k/3·PSR), K, T − τ_look, σ),  k = −3…3
+    cd = Σ_k w_k · M · Δ_B76(F·(1 + k/3·PSR), K, max(T − τ_look, 0), σ),  k = −3…3
     w  = 0.037, 0.111, 0.217, 0.270, 0.217, 0.111, 0.037           (delta-one: cd = M)
 
-Scan decomposition (§1.4), ``L_j`` = loss in scenario j (positive = loss)::
+Scan decomposition, ``L_j`` = loss in scenario j (positive = loss)::
 
     Scan = max_j L_j;  VolRisk = (Scan − L_paired(active))/2  (or (L_1 − L_2)/2 if Scan < 0)
     TimeRisk = (L_1 + L_2)/2;  PriceRisk = max(Scan − TimeRisk − VolRisk, 0)
 
-Intra-commodity spread charge (§1.5): the pool's composite delta is netted per *tier*
-(tier 0 = undated perpetual/spot, tiers 1… = expiries by ``tier_bounds_days``); spreads
+Intra-commodity spread charge: the pool's composite delta is netted per *tier* (tier 0 =
+undated perpetual/spot, tiers 1… = expiries by ``tier_bounds_days``); spreads
 ``(a, b, rate)`` are formed in priority order, each in two passes (a long/b short, then
 a short/b long), consuming delta::
 
     n = min(max(±Δ_a, 0), max(∓Δ_b, 0));  charge += n·rate·S/usd_rate;  Δ_a ∓= n;  Δ_b ±= n
 
-Spot charge (§1.6) on the delivery tier ``spot_tier``::
+Spot charge on the delivery tier ``spot_tier``, after the same spreads (the spot charge
+shares the intra charge's tiers and spreads)::
 
     spot = (|Δ consumed by spreads|·rate_consumed + |Δ remaining|·rate_remaining)·S/usd_rate
 
-Short option minimum (§1.8)::
+Short option minimum::
 
-    SOM = rate·M·S/usd_rate · (Σ short calls + Σ short puts)          (method "gross")
-        = rate·M·S/usd_rate · max(Σ short calls, Σ short puts)        (method "max")
+    SOM = rate·S/usd_rate · Σ_i M_i·max(−q_i, 0) over short calls + short puts   (method "gross")
+        = rate·S/usd_rate · max(Σ short calls, Σ short puts)                     (method "max")
 
-Inter-commodity credit (§1.7) between underlyings of one pool, on the net composite delta
-in USD (ratios are per USD of delta, so a BTC–ETH spread is 1 : 1 in notional)::
+Inter-commodity credit between underlyings of one pool, on the net composite delta in USD
+(ratios are per USD of delta, so a BTC–ETH spread is 1 : 1 in notional)::
 
     WFPR_u = PriceRisk_u / |Δ_u·S_u|          (normal)
            = min(normal, PSR_u / usd_rate)    (scanrange_cap)
@@ -42,21 +44,45 @@ in USD (ratios are per USD of delta, so a BTC–ETH spread is 1 : 1 in notional)
     n = min over legs (available |Δ_leg·S| / ratio_leg), two passes like intra spreads
     credit_leg = min(n·ratio_leg·WFPR_leg·rate, PriceRisk_leg)
 
-Net option value (§1.9) is reported per pool (``details.net_option_value``); the engine's
-equity already holds option marks, so ``excess = (cash + NOV) − Σ CC_risk`` [inferred,
-README].
+Net option value is reported per pool (``details.net_option_value``); the engine's equity
+already holds option marks, so ``excess = (cash + NOV) − Σ CC_risk`` [inferred].
+
+Sources: CME, "Components of SPAN" (http://www.cme.com/clearing/rmspan/span/components.html:
+risk arrays, look-ahead, scanning risk, intra-commodity spreads, spot charge, inter-commodity
+credits, short option minimum); "CME SPAN Methodology Overview"
+(https://www.cmegroup.com/clearing/risk-management/span-overview.html); PC-SPAN report
+documentation for intra spreads (http://www.cme-ch.com/span/span4/doc/RptDoc/R9intraspreads.htm)
+and inter spreads (http://www.cme-ch.com/span/span4/doc/RptDoc/R10interspreads.htm); CME
+SPAN advisory 04-06 (2004), "composite deltas ... are probability-weighted estimates of what
+each contract's delta will be one day in the future"; the seven delta points and weights in
+a clearing house's SPAN file
+(``martingale/spanTAKASBANK:src1/takas.spn@8e5d78bd4e2d8bfe8a745c6fe7db481cf971bcaa``,
+``deltaPointDef``); the order of operations and the WFPR methods as implemented in
+``LasagniAndrea/Data:SpheresRiskPerformance/RiskMethods/RiskMethodSPAN.cs@6474304``.
 """
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Sequence
 
 import numpy as np
 
 from portmargin._types import FloatArray, IntArray
-from portmargin.errors import ParameterError
 from portmargin.instruments import InstrumentKind
-from portmargin.models._common import group_matrix, pool_per_underlying_unit, project, rows_kind
+from portmargin.models._common import (
+    group_matrix,
+    params_of,
+    pool_per_underlying_unit,
+    project,
+    rows_kind,
+)
+from portmargin.models.config import (
+    ShortOptionMinimumParams,
+    SpanInterParams,
+    SpanIntraParams,
+    SpanIntraRates,
+    SpanSpotParams,
+)
 from portmargin.models.engine import CHARGES, CREDITS, DETAILS, ChargeContext, CreditContext
 from portmargin.pricing import black76_delta
 from portmargin.scenarios import ScenarioSet
@@ -113,30 +139,13 @@ def scan_decomposition(raw_pnl: FloatArray) -> dict[str, FloatArray]:
     return {"scan_risk": scan, "time_risk": time, "vol_risk": vol, "price_risk": price}
 
 
-def tier_labels(ctx: ChargeContext, bounds_days: list[float]) -> IntArray:
+def tier_labels(ctx: ChargeContext, bounds_days: Sequence[float]) -> IntArray:
     """Tier of each pool row: 0 undated, then 1 + number of bounds ≤ days to expiry."""
     tab = ctx.risk.table
     undated = tab.expiry_group[ctx.rows] == 0
     days = tab.T[ctx.rows] * _DAYS_PER_YEAR
     dated = 1 + np.searchsorted(np.asarray(bounds_days, dtype=np.float64), days, side="right")
     out: IntArray = np.where(undated, 0, dated).astype(np.int64)
-    return out
-
-
-def _spreads(ctx: ChargeContext, n_tiers: int) -> list[tuple[int, int, float]]:
-    und = ctx.risk.table.underlying
-    raw: Any = ctx.params.get("spreads", und, [])
-    out: list[tuple[int, int, float]] = []
-    for item in raw:
-        try:
-            a, b, rate = int(item["a"]), int(item["b"]), float(item["rate"])
-        except (KeyError, TypeError, ValueError):
-            raise ParameterError(
-                f"charge {ctx.params.kind}: spreads: each needs a, b (tiers) and rate"
-            ) from None
-        if not (0 <= a < n_tiers and 0 <= b < n_tiers and a != b and rate >= 0):
-            raise ParameterError(f"charge {ctx.params.kind}: bad spread {item!r}")
-        out.append((a, b, rate))
     return out
 
 
@@ -172,33 +181,29 @@ def intra_spreads(
     return charge, consumed, rem
 
 
-def _intra_state(ctx: ChargeContext) -> tuple[FloatArray, FloatArray, FloatArray]:
-    und = ctx.risk.table.underlying
-    bounds = [float(x) for x in ctx.params.get("tier_bounds_days", und, [7.0, 30.0, 91.0])]
-    labels = tier_labels(ctx, bounds)
-    n_tiers = len(bounds) + 2
-    cd = composite_delta(ctx)
-    tier_delta = project(ctx.quantities, group_matrix(labels, n_tiers, cd))
-    return intra_spreads(tier_delta, _spreads(ctx, n_tiers))
+def _intra_state(
+    ctx: ChargeContext, rates: SpanIntraRates
+) -> tuple[FloatArray, FloatArray, FloatArray]:
+    """:func:`intra_spreads` on the pool's composite delta netted by ``rates``' tiers."""
+    labels = tier_labels(ctx, rates.tier_bounds_days)
+    tier_delta = project(ctx.quantities, group_matrix(labels, rates.n_tiers, composite_delta(ctx)))
+    return intra_spreads(tier_delta, [(x.a, x.b, x.rate) for x in rates.spreads])
 
 
 def intra_commodity_charge(ctx: ChargeContext) -> FloatArray:
     """SPAN intra-commodity (calendar) spread charge, ``(n_accounts,)`` in the pool currency."""
-    charge, _, _ = _intra_state(ctx)
+    rates = params_of(ctx.params, SpanIntraParams).for_key(ctx.risk.table.underlying)
+    charge, _, _ = _intra_state(ctx, rates)
     out: FloatArray = charge * pool_per_underlying_unit(ctx)
     return out
 
 
 def spot_charge(ctx: ChargeContext) -> FloatArray:
     """SPAN spot (delivery-tier) charge, ``(n_accounts,)`` in the pool currency."""
-    und = ctx.risk.table.underlying
-    tier = int(ctx.params.number("spot_tier", und, 1.0))
-    r_cons = ctx.params.number("rate_consumed", und)
-    r_rem = ctx.params.number("rate_remaining", und)
-    _, consumed, rem = _intra_state(ctx)
-    if not 0 <= tier < consumed.shape[1]:
-        raise ParameterError(f"charge {ctx.params.kind}: spot_tier {tier} out of range")
-    amount = consumed[:, tier] * r_cons + np.abs(rem[:, tier]) * r_rem
+    rates = params_of(ctx.params, SpanSpotParams).for_key(ctx.risk.table.underlying)
+    _, consumed, rem = _intra_state(ctx, rates)
+    tier = rates.spot_tier
+    amount = consumed[:, tier] * rates.rate_consumed + np.abs(rem[:, tier]) * rates.rate_remaining
     out: FloatArray = amount * pool_per_underlying_unit(ctx)
     return out
 
@@ -206,11 +211,7 @@ def spot_charge(ctx: ChargeContext) -> FloatArray:
 def short_option_minimum(ctx: ChargeContext) -> FloatArray:
     """SPAN short option minimum (a floor), ``(n_accounts,)`` in the pool currency."""
     tab = ctx.risk.table
-    und = tab.underlying
-    rate = ctx.params.number("rate", und)
-    method = str(ctx.params.get("method", und, "gross"))
-    if method not in ("gross", "max"):
-        raise ParameterError(f"charge {ctx.params.kind}: method must be 'gross' or 'max'")
+    p = params_of(ctx.params, ShortOptionMinimumParams).for_key(tab.underlying)
     rows = ctx.rows
     opt = rows_kind(ctx, InstrumentKind.OPTION)
     calls = np.where(opt & tab.is_call[rows], tab.multiplier[rows], 0.0)
@@ -219,8 +220,8 @@ def short_option_minimum(ctx: ChargeContext) -> FloatArray:
     shorts = -np.minimum(q.toarray() if hasattr(q, "toarray") else np.asarray(q), 0.0)
     short_calls = shorts @ calls
     short_puts = shorts @ puts
-    total = short_calls + short_puts if method == "gross" else np.maximum(short_calls, short_puts)
-    out: FloatArray = rate * total * pool_per_underlying_unit(ctx)
+    total = short_calls + short_puts if p.method == "gross" else np.maximum(short_calls, short_puts)
+    out: FloatArray = p.rate * total * pool_per_underlying_unit(ctx)
     return out
 
 
@@ -266,13 +267,9 @@ def inter_commodity_credit(
 
 
 def _inter_credit(ctx: CreditContext) -> FloatArray:
+    p = params_of(ctx.params, SpanInterParams)
     n_acc = ctx.scanning.shape[0]
     n_und = len(ctx.underlyings)
-    method = str(ctx.params.get("wfpr_method", None, "normal"))
-    if method not in ("normal", "scanrange_cap", "scanrange"):
-        raise ParameterError(
-            f"credit {ctx.params.kind}: wfpr_method must be normal, scanrange_cap or scanrange"
-        )
     delta_usd = np.zeros((n_acc, n_und))
     wfpr = np.zeros((n_acc, n_und))
     price_risk = np.zeros((n_acc, n_und))
@@ -288,21 +285,12 @@ def _inter_credit(ctx: CreditContext) -> FloatArray:
             "normal": normal,
             "scanrange_cap": np.minimum(normal, psr),
             "scanrange": np.full(n_acc, psr),
-        }[method]
-    spreads: list[tuple[tuple[int, ...], tuple[float, ...], float]] = []
-    for item in ctx.params.get("spreads", None, []):
-        try:
-            names = [str(x) for x in item["legs"]]
-            ratios = tuple(float(x) for x in item.get("ratios", [1.0] * len(names)))
-            rate = float(item["rate"])
-        except (KeyError, TypeError, ValueError, AttributeError):
-            raise ParameterError(
-                f"credit {ctx.params.kind}: spreads: each needs legs, rate (and ratios)"
-            ) from None
-        if len(names) < 2 or len(ratios) != len(names) or not 0 <= rate <= 1:
-            raise ParameterError(f"credit {ctx.params.kind}: bad spread {item!r}")
-        if all(x in ctx.underlyings for x in names):
-            spreads.append((tuple(ctx.underlyings.index(x) for x in names), ratios, rate))
+        }[p.wfpr_method]
+    spreads = [
+        (tuple(ctx.underlyings.index(x) for x in s.legs), s.leg_ratios, s.rate)
+        for s in p.spreads
+        if all(x in ctx.underlyings for x in s.legs)  # a spread needs every leg in the pool
+    ]
     return inter_commodity_credit(delta_usd, wfpr, price_risk, spreads)
 
 

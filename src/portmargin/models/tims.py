@@ -1,8 +1,11 @@
 r"""OCC TIMS-style margin: class groups, product-group offsets, minimum per contract.
 
-Reference: reference/span_tims.md §3. Each underlying is a *class group* (its options,
-futures, perpetual and spot offset 100 %): the engine's scanning risk over the 10 valuation
-points (:func:`portmargin.models.grids.tims10_grid`) is the class-group requirement.
+Each underlying is a *class group* (its options, futures, perpetual and spot offset 100 %):
+the engine's scanning risk over the 10 valuation points
+(:func:`portmargin.models.grids.tims10_grid`) is the class-group requirement. Parameters are
+:class:`~portmargin.models.config.TimsMinimumParams` and
+:class:`~portmargin.models.config.TimsProductGroupParams`, validated when the model loads
+(members declared, each in one group, offsets and rates in [0, 1], equal point counts).
 
 Product group (a credit across class groups of one pool), per valuation point ``j`` with
 ``v_cj`` the class group's P&L (gain > 0) and offset percentage ``o``::
@@ -22,6 +25,12 @@ Minimum per contract (a floor on each class)::
 
 OCC's $0.375 × multiplier per contract is read as 0.375 % of the underlying's notional
 (it is exactly that for a $100 stock) [inferred mapping].
+
+Sources: OCC, "Customer Portfolio Margin"
+(https://www.theocc.com/risk-management/customer-portfolio-margin) and the TIMS "RBH/CPM User
+Guide" (v1.13, 2021: class groups, product groups and their offset parameters); FINRA Rule
+4210(g) (https://www.finra.org/rules-guidance/rulebooks/finra-rules/4210): ten equidistant
+valuation points and the $0.375 × multiplier minimum per contract.
 """
 
 from __future__ import annotations
@@ -29,9 +38,9 @@ from __future__ import annotations
 import numpy as np
 
 from portmargin._types import FloatArray
-from portmargin.errors import ParameterError
 from portmargin.instruments import InstrumentKind
-from portmargin.models._common import pool_per_underlying_unit, rows_kind
+from portmargin.models._common import params_of, pool_per_underlying_unit, rows_kind
+from portmargin.models.config import TimsMinimumParams, TimsProductGroupParams
 from portmargin.models.engine import CHARGES, CREDITS, ChargeContext, CreditContext
 
 __all__ = ["minimum_per_contract", "product_group_credit"]
@@ -70,30 +79,19 @@ def product_group_credit(pnl: list[FloatArray], scanning: FloatArray, offset: fl
 def _product_groups(ctx: CreditContext) -> FloatArray:
     n_acc, n_und = ctx.scanning.shape
     out = np.zeros((n_acc, n_und))
-    for item in ctx.params.get("groups", None, []):
-        try:
-            members = [str(x) for x in item["members"]]
-            offset = float(item["offset"])
-        except (KeyError, TypeError, ValueError):
-            raise ParameterError(
-                f"credit {ctx.params.kind}: groups: each needs members and offset"
-            ) from None
-        if not 0 <= offset <= 1:
-            raise ParameterError(f"credit {ctx.params.kind}: offset must be in [0, 1]")
-        cols = [ctx.underlyings.index(m) for m in members if m in ctx.underlyings]
+    for group in params_of(ctx.params, TimsProductGroupParams).groups:
+        cols = [ctx.underlyings.index(m) for m in group.members if m in ctx.underlyings]
         if len(cols) < 2:
             continue
-        pnl = [ctx.raw_pnl[c] for c in cols]
-        if len({p.shape for p in pnl}) != 1:
-            raise ParameterError(f"credit {ctx.params.kind}: members need the same points")
-        out[:, cols] += product_group_credit(pnl, ctx.scanning[:, cols], offset)
+        pnl = [ctx.raw_pnl[c] for c in cols]  # same points: checked when the model loads
+        out[:, cols] += product_group_credit(pnl, ctx.scanning[:, cols], group.offset)
     return out
 
 
 def minimum_per_contract(ctx: ChargeContext) -> FloatArray:
     """TIMS minimum per option contract (a floor), ``(n_accounts,)`` in the pool currency."""
     tab = ctx.risk.table
-    rate = ctx.params.number("rate", tab.underlying)
+    rate = params_of(ctx.params, TimsMinimumParams).for_key(tab.underlying).rate
     opt = rows_kind(ctx, InstrumentKind.OPTION)
     mult = np.where(opt, tab.multiplier[ctx.rows], 0.0)
     q = ctx.quantities
