@@ -10,8 +10,8 @@ from batch_books import random_books, to_portfolio
 
 import portmargin as pm
 from portmargin.batch import BatchResult, MarginSession
-from portmargin.models import session as batch_session
 from portmargin.market import MarketSnapshot
+from portmargin.models import session as batch_session
 
 RTOL = 1e-9
 MODELS = [("deribit", False), ("deribit", True), ("span16", None)]

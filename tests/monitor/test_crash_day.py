@@ -145,8 +145,8 @@ def test_perpetual_pnl_is_settled_into_the_balance(replay: Replay) -> None:
     # USDC collateral of these books is untouched.
     checked = 0
     for acct_id, a in replay.start.items():
-        if not any(n.endswith("PERPETUAL") for n in a.positions):
-            continue
+        if not any(n.endswith("PERPETUAL") and "_USDC" not in n for n in a.positions):
+            continue  # the inverse perpetuals (linear ones: the next test)
         ((name, q),) = a.positions.items()
         und = name.split("-")[0]
         f0, f1 = replay.perp0[und], replay.perp1[und]
@@ -155,6 +155,25 @@ def test_perpetual_pnl_is_settled_into_the_balance(replay: Replay) -> None:
         assert gained == pytest.approx(q * (1 - f0 / f1), rel=1e-9)
         assert end.positions[name] == pytest.approx(q * f0 / f1, rel=1e-12)
         assert end.balances.get("USDC", 0.0) == a.balances.get("USDC", 0.0)
+        checked += 1
+    assert checked >= 20
+
+
+def test_linear_perpetual_pnl_is_settled_in_usdc(replay: Replay) -> None:
+    # A USDC-settled perpetual of size q (coins) settles M·q·(F₁ − F₀) USDC in total (the
+    # linear delta-one P&L, telescoping over the steps) and keeps its size.
+    checked = 0
+    for acct_id, a in replay.start.items():
+        names = [n for n in a.positions if n.endswith("_USDC-PERPETUAL")]
+        if not names:
+            continue
+        ((name, q),) = a.positions.items()
+        und = name.split("_")[0]
+        f0, f1 = replay.perp0[und], replay.perp1[und]
+        end = replay.end[acct_id]
+        gained = end.balances["USDC"] - a.balances["USDC"]
+        assert gained == pytest.approx(q * (f1 - f0), rel=1e-9)
+        assert end.positions[name] == q
         checked += 1
     assert checked >= 20
 

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from portmargin.accounts import load_accounts, margin_usd
-from portmargin.accounts._account import finish
+from portmargin.accounts import account_margin, load_accounts
+from portmargin.accounts._account import result_pools
 from portmargin.cli import main
 from portmargin.models import load_model
 from portmargin.monitor import (
@@ -150,8 +150,9 @@ def _assert_same_as_engine(mon: Monitor, accounts: list[str]) -> int:
         got = mon.margins[acct_id]
         # The engine's PM figures, finished under the account's (sticky) margin method.
         acct = mon.accounts[acct_id]
-        pm_figures = margin_usd(mon.model.margin(acct.portfolio(), mon.market))
-        ref = finish(acct, mon.market, mon.settings, pm_figures, got.method)
+        pools = result_pools(mon.model.margin(acct.portfolio(), mon.market))
+        cross = mon.model.cross
+        ref = account_margin(acct, mon.market, mon.settings, pools, cross=cross, method=got.method)
         assert got.method == ref.method
         for name in ("initial_margin_usd", "maintenance_margin_usd", "equity_usd"):
             assert getattr(got, name) == pytest.approx(getattr(ref, name), rel=1e-9, abs=1e-7)

@@ -13,31 +13,45 @@ from portmargin.accounts._account import (
     Account,
     AccountMargin,
     AccountSettings,
-    AccountStatus,
-    classify,
+    PoolFigures,
+    account_margin,
+    canonical_positions,
     evaluate_account,
     haircut_usd,
     instrument_known,
     margin_usd,
-    usd_rate,
 )
 from portmargin.accounts._batch import BatchMargin
 from portmargin.accounts._files import accounts_from_dict, load_accounts
+from portmargin.accounts._policy import (
+    DEFAULT_MIN_PM_EQUITY_USD,
+    AccountStatus,
+    Decision,
+    classify,
+    pre_trade,
+    qualifies,
+)
 from portmargin.accounts._whatif import WhatIf, parse_trade, trade_cash, what_if
 from portmargin.accounts.attribution import Attribution, PositionAttribution, attribute
+from portmargin.units import usd_rate
 
 __all__ = [
     "BALANCE_CURRENCIES",
+    "DEFAULT_MIN_PM_EQUITY_USD",
     "Account",
     "AccountMargin",
     "AccountSettings",
     "AccountStatus",
     "Attribution",
     "BatchMargin",
+    "Decision",
+    "PoolFigures",
     "PositionAttribution",
     "WhatIf",
+    "account_margin",
     "accounts_from_dict",
     "attribute",
+    "canonical_positions",
     "classify",
     "evaluate_account",
     "haircut_usd",
@@ -45,6 +59,8 @@ __all__ = [
     "load_accounts",
     "margin_usd",
     "parse_trade",
+    "pre_trade",
+    "qualifies",
     "trade_cash",
     "usd_rate",
     "what_if",

@@ -5,47 +5,32 @@ instrument universe is the union of what the accounts hold: the risk arrays are 
 **once per underlying** for that universe, the accounts become the rows of one sparse
 quantity matrix (positions and balances), and the whole set is margined by the session's
 sparse product and vectorised charges, with no Python loop over accounts or positions.
-The session's figures per pool are then converted to USD (``Σ_pools x_pool·usd_rate_pool``,
-as :func:`~portmargin.accounts.margin_usd` does for one engine result) and finished per
-account: haircuts, the qualification gate (ineligible accounts go to the rules-based
-fallback, the only per-account computation) and the status.
+The session's figures per pool are then finished per account: haircuts, the qualification
+gate (ineligible accounts go to the rules-based fallback, the only per-account
+computation) and the status, pool by pool (:func:`~portmargin.accounts.account_margin`).
 
-The figures equal :func:`~portmargin.accounts.evaluate_account` (the engine's
-``MarginModel.margin``, i.e. ``portmargin margin``) to rounding; tests hold them to 1e-9.
+:func:`~portmargin.accounts.evaluate_account` is the same path with one account.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, MutableMapping, Sequence
 
-import numpy as np
-
-from portmargin.accounts._account import Account, AccountMargin, AccountSettings, finish, usd_rate
+from portmargin.accounts._account import (
+    Account,
+    AccountMargin,
+    AccountSettings,
+    account_margin,
+    batch_pools,
+    canonical_positions,
+)
 from portmargin.batch import AccountBook, BatchResult, MarginSession
-from portmargin.errors import InputError, PortmarginError
+from portmargin.errors import InputError
 from portmargin.market.snapshot import MarketSnapshot
 from portmargin.models import MarginModel
 from portmargin.risk import RiskArray
 
 __all__ = ["BatchMargin", "canonical", "canonical_positions"]
-
-
-def canonical_positions(account: Account, market: MarketSnapshot) -> dict[str, float]:
-    """The account's positions under the market's canonical instrument names (summed).
-
-    Raises
-    ------
-    InputError
-        For a name the market cannot resolve, naming the account.
-    """
-    out: dict[str, float] = {}
-    for name, qty in account.positions.items():
-        try:
-            key = market.instrument(name).name
-        except PortmarginError as exc:
-            raise InputError(f"{account.account_id}: positions: {exc}") from None
-        out[key] = out.get(key, 0.0) + qty
-    return out
 
 
 def canonical(book: AccountBook) -> AccountBook:
@@ -86,8 +71,7 @@ class BatchMargin:
 
         A risk array in ``arrays`` is reused when it covers exactly the universe's
         instruments of its underlying (in universe order); the others are computed on
-        ``market``. An empty universe (cash-only accounts) falls back to the session's
-        default universe, the market's quoted instruments.
+        ``market``.
         """
         return MarginSession(market, self.model, tuple(universe), dict(arrays or {}))
 
@@ -112,28 +96,21 @@ class BatchMargin:
     ) -> list[AccountMargin]:
         """Finish the session figures of ``accounts`` (rows of ``result``, same order).
 
-        ``IM, MM, equity (USD) = Σ_pools x_pool·usd_rate_pool``, then haircuts, gate and
-        status per account (:func:`~portmargin.accounts._account.finish`). An account in
-        ``methods`` keeps that margin method instead of passing the gate again.
+        Per account, its pools (:func:`~portmargin.accounts._account.batch_pools`) go
+        through haircuts, the qualification gate and the status rule
+        (:func:`~portmargin.accounts.account_margin`). An account in ``methods`` keeps that
+        margin method instead of passing the gate again.
         """
         kept = methods or {}
-        # Pool by pool, in pool order, as margin_usd sums an engine result: a BLAS ``@``
-        # here can round differently with the array's length and alignment, and the
-        # monitor's figures must not depend on which other accounts share the pass.
-        n = len(accounts)
-        im, mm, eq = np.zeros(n), np.zeros(n), np.zeros(n)
-        for p, pool in enumerate(result.pools):
-            rate = usd_rate(pool, market)
-            im = im + result.initial_margin[:, p] * rate
-            mm = mm + result.maintenance_margin[:, p] * rate
-            eq = eq + result.equity[:, p] * rate
+        cross = self.model.cross
         return [
-            finish(
+            account_margin(
                 a,
                 market,
                 self.settings,
-                (float(im[k]), float(mm[k]), float(eq[k])),
-                kept.get(a.account_id),
+                batch_pools(result, k),
+                cross=cross,
+                method=kept.get(a.account_id),
             )
             for k, a in enumerate(accounts)
         ]

@@ -4,8 +4,13 @@ A trade is filled at the mark: the premium ``q·M·mark`` (settlement currency; 
 and perpetuals, whose value is settled as P&L) leaves the balance of the instrument's
 settlement currency, so equity is unchanged at the mark and only the requirement moves::
 
-    ΔIM = IM(account + trade) − IM(account)                     (USD)
-    accepted  ⇔  excess after ≥ 0   or   ΔIM ≤ 0 (a risk-reducing trade is always accepted)
+    ΔIM = IM(account + trade) − IM(account)                     (USD, informational)
+
+The decision is the one pre-trade rule (:func:`portmargin.accounts.pre_trade`), pool by pool:
+accepted if it reduces risk in every pool, or if no pool is below maintenance before and
+every pool keeps equity at or above initial margin after. Both sides are margined on one
+session over the account's instruments and the traded ones (the same pipeline as
+``portmargin margin`` and ``portmargin batch``).
 """
 
 from __future__ import annotations
@@ -19,9 +24,12 @@ from portmargin.accounts._account import (
     Account,
     AccountMargin,
     AccountSettings,
-    evaluate_account,
+    account_margin,
+    batch_pools,
+    canonical_positions,
     instrument_known,
 )
+from portmargin.accounts._policy import pre_trade
 from portmargin.errors import InputError
 from portmargin.market.snapshot import MarketSnapshot
 from portmargin.models import MarginModel
@@ -32,13 +40,14 @@ __all__ = ["WhatIf", "parse_trade", "trade_cash", "what_if"]
 
 @dataclass(frozen=True, slots=True)
 class WhatIf:
-    """Before/after figures of a proposed trade and whether it would be accepted."""
+    """Before/after figures of a proposed trade, whether it would be accepted, and why."""
 
     trades: Mapping[str, float]
     before: AccountMargin
     after: AccountMargin
     accepted: bool
     reason: str
+    risk_reducing: bool = False
 
     @property
     def incremental_im_usd(self) -> float:
@@ -46,10 +55,11 @@ class WhatIf:
         return self.after.initial_margin_usd - self.before.initial_margin_usd
 
     def to_dict(self) -> dict[str, Any]:
-        """JSON-ready mapping."""
+        """JSON-ready mapping (the ``portmargin whatif --format json`` contract)."""
         return {
             "trades": dict(self.trades),
             "accepted": self.accepted,
+            "risk_reducing": self.risk_reducing,
             "reason": self.reason,
             "incremental_initial_margin": self.incremental_im_usd,
             "before": self.before.to_dict(),
@@ -105,6 +115,9 @@ def what_if(
 ) -> WhatIf:
     """Margin ``account`` before and after ``trades`` (the account itself is not changed).
 
+    The margin method decided for the account before the trade (the qualification gate)
+    is kept after it: a trade is judged under the method the account is margined under.
+
     Parameters
     ----------
     account
@@ -126,18 +139,17 @@ def what_if(
             raise InputError(f"trade {name}: unknown instrument (not listed in the market)")
         key = market.instrument(name).name
         canonical[key] = canonical.get(key, 0.0) + qty
-    before = evaluate_account(account, market, model, s)
     after_acct = account.with_trades(canonical, trade_cash(canonical, market))
-    after = evaluate_account(after_acct, market, model, s)
-    delta = after.initial_margin_usd - before.initial_margin_usd
-    if after.excess_usd >= 0:
-        accepted, reason = True, "excess after the trade is non-negative"
-    elif delta <= 0:
-        accepted, reason = True, "risk-reducing: the trade does not raise initial margin"
-    else:
-        accepted = False
-        reason = (
-            f"insufficient margin: IM would be {after.initial_margin_usd:,.2f} USD with equity "
-            f"{after.equity_usd:,.2f} USD (short {-after.excess_usd:,.2f} USD)"
-        )
-    return WhatIf(canonical, before, after, accepted, reason)
+    held = canonical_positions(account, market)
+    held_after = canonical_positions(after_acct, market)
+    session = model.session(market, tuple(dict.fromkeys([*held, *held_after])))
+    rows = session.margin_positions(held, account.balances)
+    before = account_margin(account, market, s, batch_pools(rows, 0), cross=model.cross)
+    rows = session.margin_positions(held_after, after_acct.balances)
+    after = account_margin(
+        after_acct, market, s, batch_pools(rows, 0), cross=model.cross, method=before.method
+    )
+    decision = pre_trade(before.pools, after.pools)
+    return WhatIf(
+        canonical, before, after, decision.accepted, decision.reason, decision.risk_reducing
+    )

@@ -400,9 +400,10 @@ def pool_components(
             market,
             _NO_PARAMS,
         )
-        for cp in params.credits:
-            amount = np.asarray(CREDITS[cp.kind](replace_credit(cctx, cp)), dtype=np.float64)
-            credits[cp.kind] = credits[cp.kind] + amount if cp.kind in credits else amount
+        for credit in params.credits:
+            amount = np.asarray(CREDITS[credit.kind](replace_credit(cctx, credit)), np.float64)
+            kind = credit.kind
+            credits[kind] = credits[kind] + amount if kind in credits else amount
     comps = compose(scanning, addons, credits, minimums)
     cap = inputs.option_value / max(params.im_multiplier, params.mm_multiplier)
     total = sum(comps.values())

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from functools import lru_cache
+from typing import Literal
 
 from portmargin._types import FloatArray
 from portmargin.errors import InputError, ParameterError, PortmarginError
@@ -65,6 +66,16 @@ class MarginModel:
     def name(self) -> str:
         """Model name."""
         return self.params.name
+
+    @property
+    def version(self) -> str:
+        """The parameters' version."""
+        return self.params.version
+
+    @property
+    def family(self) -> Literal["portfolio"]:
+        """``portfolio``: a scenario-based portfolio-margin method."""
+        return "portfolio"
 
     def _build_scenarios(self, underlying: str) -> ScenarioSet:
         return self._grid(self.params.underlying(underlying))

@@ -152,7 +152,7 @@ class PoolResult(Excess):
 
 @dataclass(frozen=True, slots=True)
 class MarginResult(Excess):
-    """The margin of a portfolio under one model.
+    """The margin of a portfolio under one method (the result family of every method).
 
     Amounts are in ``currency``: the single margin currency when there is one, otherwise
     USD with every pool converted at its index price (``by_currency`` keeps each pool in
@@ -174,9 +174,14 @@ class MarginResult(Excess):
     by_underlying: tuple[UnderlyingResult, ...]
     by_currency: tuple[PoolResult, ...]
     notes: tuple[str, ...] = field(default=())
+    detail: Any = field(default=None, compare=False, repr=False)
 
     def to_dict(self) -> dict[str, Any]:
-        """The public JSON contract of ``portmargin margin --format json`` (docs/json.md)."""
+        """The public JSON contract of ``portmargin margin --format json`` (docs/json.md).
+
+        ``detail`` (a method's own explanation: the rules' strategy decomposition, Derive's
+        PMRM_2 result) is not part of it; each method documents its own.
+        """
         return {
             "model": self.model,
             "model_version": self.model_version,
