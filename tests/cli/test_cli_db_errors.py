@@ -257,8 +257,11 @@ def test_full_disk_mid_run_writes_nothing_of_the_step_and_a_restart_completes(
     assert seen[0] == 3
     assert code == 2
     line = _one_error_line(err)
-    assert "the disk is full (database or disk is full) during commit of input event" in line
-    assert "nothing of it was written; free disk space and run the command again" in line
+    assert "the disk is full (database or disk is full) while committing input event" in line
+    assert (
+        "rolled back and nothing of it was written; free disk space and run the command again"
+        in line
+    )
 
     # The database holds exactly the steps committed before the fault: the same rows as a
     # clean run stopped after as many input events.

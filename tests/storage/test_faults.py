@@ -316,7 +316,7 @@ def test_full_disk_mid_step_rolls_the_step_back(store: Store, prefix: str) -> No
         _step(store)
     msg = _one_line(info.value)
     assert "the disk is full" in msg
-    assert "commit of input event 2 of feed 'f'" in msg
+    assert "while committing input event 2 of feed 'f'" in msg
     assert _dump(store.engine) == before
     cursor = store.cursor("f")
     assert cursor is not None

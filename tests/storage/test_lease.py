@@ -102,7 +102,7 @@ def _stale_takeover_and_fencing(a: Store, b: Store) -> None:
             msg = str(exc.value)
             assert "\n" not in msg
             assert "lease 'monitor' of this process (host-a:1) was taken over by host-b:2" in msg
-            assert "commit of input event 2 of feed 'f' was not written" in msg
+            assert "input event 2 of feed 'f' was not written" in msg
             cursor = a.cursor("f")
             assert cursor is not None
             assert cursor.last_seq == 1

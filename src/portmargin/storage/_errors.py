@@ -84,7 +84,7 @@ def _sqlstate(exc: BaseException) -> str:
 
 
 def storage_error(exc: BaseException, url: str | URL, action: str) -> StorageError:
-    """A one-line :class:`StorageError` for ``exc`` raised while doing ``action`` on ``url``.
+    """A one-line :class:`StorageError` for ``exc``, raised while ``action`` on ``url``.
 
     Parameters
     ----------
@@ -93,7 +93,7 @@ def storage_error(exc: BaseException, url: str | URL, action: str) -> StorageErr
     url
         The database URL (its password never appears in the message).
     action
-        What was being done, e.g. ``"commit input event 12"``.
+        What was being done, as a gerund phrase: ``"committing input event 12 of feed 'f'"``.
     """
     where = describe_url(url)
     reason = _mask(_reason(exc), url)
@@ -113,13 +113,18 @@ def storage_error(exc: BaseException, url: str | URL, action: str) -> StorageErr
         msg = f"database URL {where!r} cannot be parsed ({reason}); {URL_HELP}"
     elif "disk is full" in low or state.startswith("53") or os_errno == errno.ENOSPC:
         msg = (
-            f"database {where}: the disk is full ({reason}) during {action}; it was rolled back "
-            "and nothing of it was written; free disk space and run the command again"
+            f"database {where}: the disk is full ({reason}) while {action}; that transaction was "
+            "rolled back and nothing of it was written; free disk space and run the command again"
         )
-    elif "readonly database" in low or "read-only" in low or os_errno == errno.EROFS:
+    elif "readonly database" in low or os_errno == errno.EROFS:
         msg = (
-            f"database {where} is read-only ({reason}) during {action}; make the file and its "
+            f"database {where} is read-only ({reason}) while {action}; make the file and its "
             "directory writable, or point --db at a writable location"
+        )
+    elif "read-only" in low or state == "25006":
+        msg = (
+            f"database {where} accepts only reads ({reason}) while {action}; connect to the "
+            "primary server, or as a user allowed to write"
         )
     elif "file is not a database" in low or "malformed" in low:
         msg = (
@@ -133,7 +138,7 @@ def storage_error(exc: BaseException, url: str | URL, action: str) -> StorageErr
         )
     elif "database is locked" in low:
         msg = (
-            f"database {where} is locked by another process ({reason}) during {action}; "
+            f"database {where} is locked by another process ({reason}) while {action}; "
             "wait for it to finish or stop it, then run the command again"
         )
     elif isinstance(exc, CommandError) and "locate revision" in low:
@@ -151,9 +156,9 @@ def storage_error(exc: BaseException, url: str | URL, action: str) -> StorageErr
             "and reachable and that host, port, database name, user and password are right"
         )
     elif isinstance(exc, PermissionError) or os_errno == errno.EACCES:
-        msg = f"database {where}: permission denied ({reason}) during {action}"
+        msg = f"database {where}: permission denied ({reason}) while {action}"
     else:
-        msg = f"database {where}: {action} failed ({reason})"
+        msg = f"database {where}: failed while {action} ({reason})"
     return StorageError(" ".join(msg.split()))
 
 

@@ -178,8 +178,10 @@ class Lease:
         now = _now()
         return {"heartbeat_at": _iso(now), "expires_at": _iso(now + timedelta(seconds=self.ttl))}
 
-    def renew_in(self, conn: Connection | Session, *, action: str) -> None:
+    def renew_in(self, conn: Connection | Session, *, what: str) -> None:
         """Move the heartbeat forward inside the caller's transaction (a fencing check).
+
+        ``what`` names the caller's write in the message if the lease is lost.
 
         Raises
         ------
@@ -195,9 +197,9 @@ class Lease:
         result = cast(CursorResult[Any], conn.execute(stmt))
         if result.rowcount != 1:
             self.lost = True
-            raise self._lost_error(holder(conn, self.name), action)
+            raise self._lost_error(holder(conn, self.name), what)
 
-    def _lost_error(self, now: LeaseInfo | None, action: str) -> StorageError:
+    def _lost_error(self, now: LeaseInfo | None, what: str) -> StorageError:
         where = describe_url(self.url)
         by = (
             f"taken over by {now.owner} at {_short(now.acquired_at)}"
@@ -206,7 +208,7 @@ class Lease:
         )
         return StorageError(
             f"database {where}: lease {self.name!r} of this process ({self.owner}) was {by} "
-            f"(no heartbeat from this process for {self.ttl:g} s); {action} was not written; "
+            f"(no heartbeat from this process for {self.ttl:g} s); {what} was not written; "
             "stop this process: the database now belongs to the other one"
         )
 
@@ -218,13 +220,13 @@ class Lease:
         StorageError
             If the database fails, or the lease was taken over (then :attr:`lost` is True).
         """
-        with guard(self.url, f"renew lease {self.name!r}"), self.engine.begin() as conn:
-            self.renew_in(conn, action="the heartbeat")
+        with guard(self.url, f"renewing lease {self.name!r}"), self.engine.begin() as conn:
+            self.renew_in(conn, what="the heartbeat")
 
     # -- acquisition ----------------------------------------------------------------------
     def acquire(self) -> None:
         """Take the lease, or raise :class:`LeaseHeldError` naming its live holder."""
-        with guard(self.url, f"acquire lease {self.name!r}"):
+        with guard(self.url, f"acquiring lease {self.name!r}"):
             for _ in range(_ATTEMPTS):
                 acquired_at = _iso(_now())
                 row = {

@@ -214,22 +214,22 @@ def open_store(url: str = DEFAULT_DB_URL, *, create: bool = True) -> Store:
         raise StorageError(
             f"database URL {describe_url(url)!r} cannot be parsed; {URL_HELP}"
         ) from exc
-    with guard(parsed, "open"):
+    with guard(parsed, "opening it"):
         path = _sqlite_path(parsed)
         if path is not None:
             _check_sqlite_file(parsed, path, create=create)
         try:
             engine = _engine(parsed)
         except ImportError as exc:
-            raise storage_error(exc, parsed, "open") from exc
+            raise storage_error(exc, parsed, "opening it") from exc
     try:
-        with guard(parsed, "open"):
+        with guard(parsed, "opening it"):
             if not create and not inspect(engine).has_table("alembic_version"):
                 raise StorageError(
                     f"database {describe_url(parsed)} holds no portmargin data (no schema); "
                     f"nothing to read: {CREATE_HINT}"
                 )
-        with guard(parsed, "migrate the schema"):
+        with guard(parsed, "migrating its schema"):
             upgrade(engine)
     except BaseException:
         engine.dispose()
@@ -333,7 +333,7 @@ class Store:
 
     def lease_holder(self, name: str) -> LeaseInfo | None:
         """The stored lease ``name`` (live or expired), or None."""
-        with self._guard(f"read lease {name!r}"), self.engine.connect() as conn:
+        with self._guard(f"reading lease {name!r}"), self.engine.connect() as conn:
             return holder(conn, name)
 
     # -- accounts -----------------------------------------------------------------------
@@ -347,7 +347,7 @@ class Store:
         StorageError
             On a database fault (nothing is written).
         """
-        with self._guard("save accounts"), self._session.begin() as s:
+        with self._guard("saving accounts"), self._session.begin() as s:
             existing = set(s.scalars(select(AccountRow.id)))
             clash = sorted(a.account_id for a in accounts if a.account_id in existing)
             if clash and not replace:
@@ -389,7 +389,7 @@ class Store:
 
     def load_accounts(self) -> list[Account]:
         """Every stored account, sorted by id."""
-        with self._guard("read accounts"), self._session() as s:
+        with self._guard("reading accounts"), self._session() as s:
             bal: dict[str, dict[str, float]] = {}
             for b in s.scalars(select(BalanceRow)):
                 bal.setdefault(b.account_id, {})[b.currency] = b.amount
@@ -401,12 +401,12 @@ class Store:
 
     def statuses(self) -> dict[str, str]:
         """Last committed status of every account."""
-        with self._guard("read account statuses"), self._session() as s:
+        with self._guard("reading account statuses"), self._session() as s:
             return {r.id: r.status for r in s.scalars(select(AccountRow))}
 
     def margin_methods(self) -> dict[str, str]:
         """Margin method (``portfolio``/``rules``) of every account margined so far."""
-        with self._guard("read margin methods"), self._session() as s:
+        with self._guard("reading margin methods"), self._session() as s:
             margined = select(SnapshotRow.account_id).distinct()
             rows = s.execute(
                 select(AccountRow.id, AccountRow.method).where(AccountRow.id.in_(margined))
@@ -415,7 +415,7 @@ class Store:
 
     def latest_snapshot(self, account_id: str) -> dict[str, Any] | None:
         """The account's most recent margin snapshot, or None."""
-        with self._guard("read margin snapshots"), self._session() as s:
+        with self._guard("reading margin snapshots"), self._session() as s:
             row = s.scalars(
                 select(SnapshotRow)
                 .where(SnapshotRow.account_id == account_id)
@@ -438,7 +438,7 @@ class Store:
     # -- the monitor --------------------------------------------------------------------
     def cursor(self, feed: str) -> Cursor | None:
         """The committed resume point of ``feed``, or None before its first step."""
-        with self._guard("read the feed cursor"), self._session() as s:
+        with self._guard("reading the feed cursor"), self._session() as s:
             row = s.get(CursorRow, feed)
             return None if row is None else Cursor(row.last_seq, row.market_time, row.finished)
 
@@ -484,13 +484,13 @@ class Store:
             this store was taken over by another process: the step is rolled back, nothing of
             it is written and the cursor stays where it was.
         """
-        action = f"commit of input event {seq} of feed {feed!r}"
-        with self._guard(action), self._session.begin() as s:
+        step = f"input event {seq} of feed {feed!r}"
+        with self._guard(f"committing {step}"), self._session.begin() as s:
             cur = s.get(CursorRow, feed, with_for_update=True)
             if cur is not None and seq <= cur.last_seq:
                 return False
             for held in self._leases.values():
-                held.renew_in(s, action=action)
+                held.renew_in(s, what=step)
             self._write_accounts(s, accounts)
             if margins:
                 # Core executemany: one statement per table, not one ORM unit per row.
@@ -545,7 +545,7 @@ class Store:
 
     def events(self, *, kinds: Sequence[str] | None = None) -> list[StoredEvent]:
         """Stored events in emission order (optionally only some kinds)."""
-        with self._guard("read events"), self._session() as s:
+        with self._guard("reading events"), self._session() as s:
             q = select(EventRow).order_by(EventRow.seq, EventRow.ordinal)
             if kinds is not None:
                 q = q.where(EventRow.kind.in_(list(kinds)))
