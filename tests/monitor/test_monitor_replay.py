@@ -183,7 +183,9 @@ def test_trade_in_a_new_instrument_grows_the_universe_and_keeps_figures(
     assert mon.session is not None
     held = set(mon.session.instruments)
     new = next(n for n in mon.market.option_names("ETH") if n not in held)
-    acct = max(mon.accounts, key=lambda a: mon.margins[a].excess_usd)
+    # pools are segregated: the buyer of an (inverse) ETH option pays in ETH
+    eth_rich = [a for a in mon.accounts if mon.accounts[a].balances.get("ETH", 0.0) > 0]
+    acct = max(eth_rich, key=lambda a: mon.margins[a].excess_usd)
     assert mon.feed_time is not None
     out = mon.process(
         AccountChange(mon.last_seq + 1, mon.feed_time, "trade", acct, instrument=new, quantity=1)

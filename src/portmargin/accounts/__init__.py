@@ -23,6 +23,7 @@ from portmargin.accounts._account import (
 )
 from portmargin.accounts._batch import BatchMargin
 from portmargin.accounts._files import accounts_from_dict, load_accounts
+from portmargin.accounts._ledger import Ledger
 from portmargin.accounts._policy import (
     DEFAULT_MIN_PM_EQUITY_USD,
     AccountStatus,
@@ -45,6 +46,7 @@ __all__ = [
     "Attribution",
     "BatchMargin",
     "Decision",
+    "Ledger",
     "PoolFigures",
     "PositionAttribution",
     "WhatIf",

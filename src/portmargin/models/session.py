@@ -33,7 +33,7 @@ import scipy.sparse as sp
 
 from portmargin._types import BoolArray, FloatArray, IntArray
 from portmargin.errors import InputError, PortmarginError
-from portmargin.instruments import Instrument
+from portmargin.instruments import Instrument, InstrumentKind
 from portmargin.market.snapshot import MarketSnapshot
 from portmargin.models.config import ChargeParams
 from portmargin.models.engine import (
@@ -255,6 +255,43 @@ class MarginSession:
         """
         keep = {u: a for u, a in self.arrays.items() if u not in set(moved)}
         return MarginSession(market, self.model, self.instruments, keep)
+
+    def settlement(self, previous: MarginSession, underlying: str) -> sp.csr_array | None:
+        r"""Variation margin of ``underlying``'s futures and perpetuals since ``previous``.
+
+        Per contract, from the previous mark ``F₀`` to this session's ``F₁`` (the delta-one
+        P&L of :mod:`portmargin.risk` at ``m = F₁/F₀ − 1``)::
+
+            linear    M·(F₁ − F₀)        credited in the quote currency (USDC)
+            inverse   M·(1 − F₀/F₁)      credited in the coin, and the size rescaled by
+                                         F₀/F₁ coin per coin
+
+        An inverse contract has a fixed USD face (``q·F`` at the mark), so a position of
+        ``q`` coins at ``F₀`` is ``q·F₀/F₁`` coins at ``F₁``; the settlements then telescope to
+        ``q₀·(1 − F₀/F_n)``, the P&L of the USD notional ``q₀·F₀`` held throughout.
+
+        Returns ``S`` (columns × columns) such that a book's change is ``ΔQ = Q @ S``: each
+        future's column maps to the cash column of its settlement currency at its P&L per
+        contract, and to itself at ``F₀/F₁ − 1`` if inverse. ``None`` when there is nothing
+        to settle (no futures, or the two sessions hold different instruments).
+        """
+        a0, a1 = previous.arrays.get(underlying), self.arrays.get(underlying)
+        if a0 is None or a1 is None or a0.table.names != a1.table.names:
+            return None
+        tab = a1.table
+        kinds = (InstrumentKind.FUTURE, InstrumentKind.PERPETUAL)
+        d1 = np.flatnonzero([x.kind in kinds for x in tab.instruments])
+        if d1.size == 0:
+            return None
+        f0, f1 = a0.table.F[d1], tab.F[d1]
+        pnl = tab.multiplier[d1] * np.where(tab.inverse[d1], 1.0 - f0 / f1, f1 - f0)
+        rows = [self.index[tab.names[i]] for i in d1]
+        cash = [self.index[cash_column(tab.instruments[i].settlement_currency)] for i in d1]
+        inv = tab.inverse[d1]
+        own = [r for r, x in zip(rows, inv, strict=True) if x]
+        n = len(self.columns)
+        values = np.concatenate([pnl, (f0 / f1 - 1.0)[inv]])
+        return sp.csr_array((values, (rows + own, cash + own)), shape=(n, n))
 
     def book(self, accounts: Sequence[str], quantities: sp.csr_array) -> AccountBook:
         """An :class:`AccountBook` (checks the shape against this session's columns)."""

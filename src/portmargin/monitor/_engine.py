@@ -6,21 +6,14 @@ is processed as one unit:
 1. **Validate** it. A NaN or non-positive price or vol, a time before the feed time, a
    malformed line, an unknown account or instrument, a withdrawal larger than the balance or
    the excess, a trade the pre-trade check refuses: the event is **rejected** with a reason.
-2. **Recompute only what it touches**, in one vectorised pass. The monitor keeps a
-   :class:`~portmargin.batch.MarginSession` over the held instruments, the accounts as one
-   sparse book and the last result. A market update of underlying ``u`` first settles the
-   futures and perpetuals of ``u`` to market (variation margin, :meth:`_settle_futures`:
-   the P&L since the previous mark is credited to the balance, so equity carries it; the
-   accounts file has no entry prices, so the first marks seen are the reference). It then
-   recomputes the risk array of ``u`` (``with_market(moved={u})``) and margins only the
-   rows exposed to ``u`` (a position on it or a ``u`` balance) with one ``margin()`` call.
-   An account change re-margins that account's row; a trade in an instrument nobody held
-   grows the universe and re-margins every row on the new session.
-   The qualification gate (portfolio margin or the rules fallback) is applied when an
-   account is first margined and on each of its own changes, never on a market move: a
-   switch of method mid-crash is a pro-cyclical cliff (on the crash-day replay, seven
-   put-spread books that dipped below the gate were liquidated at once by the switch to
-   strategy rules). ``eligible`` reports the gate's current verdict.
+2. **Apply it to the ledger** (:class:`~portmargin.accounts.Ledger`, the account layer's
+   state: every account on one :class:`~portmargin.models.session.MarginSession`). A
+   market update of underlying ``u`` is ``ledger.tick``: the futures and perpetuals of ``u``
+   are settled to market (variation margin), the risk array of ``u`` is recomputed and only
+   the accounts exposed to ``u`` are re-margined, in one vectorised pass. An account change
+   is ``ledger.with_account`` and is accepted or refused by the one pre-trade rule
+   (:func:`portmargin.accounts.pre_trade`). The qualification gate is applied when an
+   account is first margined and on its own changes, never on a market move.
 3. **Emit** events: ``margin_call``, ``liquidation`` and ``healthy`` (back to healthy) on a
    status change, each with the account, its figures, the market time and the input event
    that caused it; ``trade``/``deposit``/``withdrawal`` for accepted changes; ``rejected``.
@@ -42,46 +35,40 @@ from __future__ import annotations
 import math
 import time as _time
 from collections import deque
-from collections.abc import Callable, Collection, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
-
-import numpy as np
-import scipy.sparse as sp
 
 from portmargin.accounts import (
     BALANCE_CURRENCIES,
     Account,
     AccountMargin,
     AccountSettings,
-    BatchMargin,
+    Ledger,
     instrument_known,
+    pre_trade,
     trade_cash,
 )
-from portmargin.accounts._batch import canonical, canonical_positions
-from portmargin.batch import AccountBook, BatchResult, MarginSession, cash_column
 from portmargin.errors import PortmarginError
-from portmargin.instruments import STABLE_CURRENCIES, InstrumentKind, expiry_code
+from portmargin.instruments import expiry_code
 from portmargin.market.snapshot import MarketSnapshot, OptionQuote, UnderlyingQuote, build_market
 from portmargin.models import MarginModel
+from portmargin.models.session import MarginSession
 from portmargin.monitor._events import AccountChange, FeedItem, Malformed, MarketUpdate
 from portmargin.risk import RiskArray
 from portmargin.storage import Store
+from portmargin.units import STABLE_CURRENCIES, iso_z
 
 __all__ = ["Monitor", "RunStats", "market_to_dict"]
 
 STATUS_EVENTS = ("margin_call", "liquidation", "healthy")
 
 
-def _iso(t: datetime) -> str:
-    return t.isoformat().replace("+00:00", "Z")
-
-
 def market_to_dict(snap: MarketSnapshot, states: Mapping[str, MarketUpdate]) -> dict[str, Any]:
     """The market-file JSON (``portmargin margin --market``) of a monitor market state."""
     return {
-        "valuation_time": _iso(snap.valuation_time),
+        "valuation_time": iso_z(snap.valuation_time),
         "underlyings": {u: {"spot": s.index} for u, s in states.items()},
         "futures": {
             f"{u}-PERPETUAL": {"mark_price": s.perpetual}
@@ -116,7 +103,13 @@ class _RejectedError(Exception):
 
 
 class Monitor:
-    """Margin monitor over a :class:`~portmargin.storage.Store` (see the module docstring)."""
+    """Margin monitor over a :class:`~portmargin.storage.Store` (see the module docstring).
+
+    The monitor orchestrates: it validates an event, applies it to the ledger, persists the
+    outcome in one transaction and only then adopts the new ledger. It assembles the market
+    from the feed (each underlying valued at its own last update time); every margin
+    figure and decision comes from the account layer.
+    """
 
     def __init__(
         self,
@@ -131,22 +124,23 @@ class Monitor:
         self.model = model
         self.settings = settings
         self.feed_name = feed_name
-        self.batch = BatchMargin(model, settings)
         self.accounts: dict[str, Account] = {a.account_id: a for a in store.load_accounts()}
         self.statuses: dict[str, str] = store.statuses()
         self.methods: dict[str, str] = store.margin_methods()
         self.margins: dict[str, AccountMargin] = {}
         self.states: dict[str, MarketUpdate] = {}
-        self.session: MarginSession | None = None
-        self.book: AccountBook | None = None
-        self.result: BatchResult | None = None
-        self._rows: dict[str, int] = {}
+        self.ledger: Ledger | None = None
         self.market: MarketSnapshot | None = None
         cursor = store.cursor(feed_name)
         self.last_seq = cursor.last_seq if cursor else 0
         self.feed_time: datetime | None = None
         self.recent: deque[dict[str, Any]] = deque(maxlen=recent)
         self.stats = RunStats()
+
+    @property
+    def session(self) -> MarginSession | None:
+        """The ledger's session (``None`` before any market data)."""
+        return None if self.ledger is None else self.ledger.session
 
     # -- market state -------------------------------------------------------------------
     def _snapshot(self, states: Mapping[str, MarketUpdate], when: datetime) -> MarketSnapshot:
@@ -163,101 +157,41 @@ class Monitor:
         unds |= {c for c in a.balances if c not in STABLE_CURRENCIES}
         return unds
 
-    def _session(
-        self,
-        states: Mapping[str, MarketUpdate],
-        snap: MarketSnapshot,
-        universe: tuple[str, ...],
-        moved: Collection[str] = (),
-    ) -> MarginSession:
-        """A session over ``universe`` on ``snap``, each underlying valued at its own time.
+    def _session_for(
+        self, states: Mapping[str, MarketUpdate], snap: MarketSnapshot
+    ) -> Callable[[tuple[str, ...]], MarginSession]:
+        """Sessions on ``snap`` whose underlyings are each valued at their own update time.
 
-        The current session's risk array of an underlying is reused when that underlying
-        has not ``moved`` and the universe's instruments on it are unchanged; any other is
-        computed on a snapshot at the underlying's last update time.
+        The current session's risk array of an underlying is reused when the universe's
+        instruments on it are unchanged; any other is computed on a snapshot at the
+        underlying's last update time.
         """
-        old = self.session.arrays if self.session is not None else {}
-        names: dict[str, list[str]] = {}
-        for n in universe:
-            names.setdefault(snap.instrument(n).underlying, []).append(n)
-        arrays: dict[str, RiskArray] = {}
-        for und, group in names.items():
-            have = old.get(und)
-            if und not in moved and have is not None and have.table.names == tuple(group):
-                arrays[und] = have
-                continue
-            at = snap if states[und].time == snap.valuation_time else None
-            at = at or self._snapshot(states, states[und].time)
-            arrays[und] = self.model.risk_arrays([at.instrument(n) for n in group], at)[und]
-        return self.batch.session(snap, universe, arrays)
 
-    def _rebuild(
-        self, states: Mapping[str, MarketUpdate], snap: MarketSnapshot, moved: Collection[str]
-    ) -> tuple[MarginSession, AccountBook, BatchResult]:
-        """Session, book and result of every account whose underlyings all have data."""
+        def build(universe: tuple[str, ...]) -> MarginSession:
+            old = self.ledger.session.arrays if self.ledger is not None else {}
+            names: dict[str, list[str]] = {}
+            for n in universe:
+                names.setdefault(snap.instrument(n).underlying, []).append(n)
+            arrays: dict[str, RiskArray] = {}
+            for und, group in names.items():
+                have = old.get(und)
+                if have is not None and have.table.names == tuple(group):
+                    arrays[und] = have
+                    continue
+                at = snap if states[und].time == snap.valuation_time else None
+                at = at or self._snapshot(states, states[und].time)
+                arrays[und] = self.model.risk_arrays([at.instrument(n) for n in group], at)[und]
+            return MarginSession(snap, self.model, universe, arrays)
+
+        return build
+
+    def _open(self, states: Mapping[str, MarketUpdate], snap: MarketSnapshot) -> Ledger:
+        """A ledger of every account whose underlyings all have data, on ``snap``."""
         ready = [a for a in self.accounts.values() if self._exposures(a, snap) <= set(states)]
-        session = self._session(states, snap, self.batch.universe(ready, snap), moved)
-        book = self.batch.book(session, ready, snap)
-        return session, book, session.margin(book)
-
-    def _settle_futures(
-        self, old: MarginSession, new: MarginSession, book: AccountBook, und: str
-    ) -> tuple[AccountBook, dict[str, Account]]:
-        r"""Settle the futures and perpetuals of ``und`` to the new marks (variation margin).
-
-        Per contract, from the old mark ``F₀`` to the new ``F₁`` (the delta-one P&L of
-        :mod:`portmargin.risk` at ``m = F₁/F₀ − 1``)::
-
-            linear    M·(F₁ − F₀)        credited in the quote currency (USDC)
-            inverse   M·(1 − F₀/F₁)      credited in the coin, and the size rescaled by
-                                         F₀/F₁ coin per coin
-
-        An inverse contract has a fixed USD face (``q·F`` at the mark, deribit.md §1.4), so a
-        position of ``q`` coins at ``F₀`` is ``q·F₀/F₁`` coins at ``F₁``; the settlements then
-        telescope to ``q₀·(1 − F₀/F_n)``, the P&L of the USD notional ``q₀·F₀`` held
-        throughout. As one sparse product ``ΔQ = Q @ S`` (``S`` maps each future's column to
-        the cash column of its settlement currency at its per-contract P&L, and to itself at
-        ``F₀/F₁ − 1`` if inverse). Returns the book with ``Q + ΔQ`` and the accounts whose
-        balances and positions changed (not yet stored).
-        """
-        a0, a1 = old.arrays.get(und), new.arrays.get(und)
-        if a0 is None or a1 is None or a0.table.names != a1.table.names:
-            return book, {}
-        tab = a1.table
-        kinds = (InstrumentKind.FUTURE, InstrumentKind.PERPETUAL)
-        d1 = np.flatnonzero([x.kind in kinds for x in tab.instruments])
-        if d1.size == 0:
-            return book, {}
-        f0, f1 = a0.table.F[d1], tab.F[d1]
-        pnl = tab.multiplier[d1] * np.where(tab.inverse[d1], 1.0 - f0 / f1, f1 - f0)
-        ccys = [tab.instruments[i].settlement_currency for i in d1]
-        ccy_of = {new.index[cash_column(c)]: c for c in ccys}
-        rows = [new.index[tab.names[i]] for i in d1]
-        inv = tab.inverse[d1]
-        n = len(new.columns)
-        s_rows = rows + [r for r, x in zip(rows, inv, strict=True) if x]
-        s_cols = [new.index[cash_column(c)] for c in ccys] + s_rows[len(rows) :]
-        s_vals = np.concatenate([pnl, (f0 / f1 - 1.0)[inv]])
-        delta = book.quantities @ sp.csr_array((s_vals, (s_rows, s_cols)), shape=(n, n))
-        delta.eliminate_zeros()
-        cash: dict[str, dict[str, float]] = {}
-        size: dict[str, dict[str, float]] = {}
-        coo = delta.tocoo()
-        for r, c, v in zip(coo.row.tolist(), coo.col.tolist(), coo.data.tolist(), strict=True):
-            acct = book.accounts[r]
-            if c in ccy_of:
-                cash.setdefault(acct, {})[ccy_of[c]] = v
-            else:
-                size.setdefault(acct, {})[new.columns[c]] = v
-        changed = {
-            a: self.accounts[a].with_trades(size.get(a, {}), cash.get(a, {}))
-            for a in {*cash, *size}
-        }
-        return canonical(AccountBook(book.accounts, (book.quantities + delta).tocsr())), changed
-
-    def _adopt(self, session: MarginSession, book: AccountBook, result: BatchResult) -> None:
-        self.session, self.book, self.result = session, book, result
-        self._rows = {a: i for i, a in enumerate(book.accounts)}
+        self.ledger = None  # nothing of the previous market state is reused
+        return Ledger.open(
+            self.model, self.settings, ready, snap, self._session_for(states, snap), self.methods
+        )
 
     # -- processing ---------------------------------------------------------------------
     def process(self, item: FeedItem) -> list[dict[str, Any]] | None:
@@ -272,9 +206,8 @@ class Monitor:
         if self.market is None and self.states:
             # Resumed: rebuild the market and every account's margin from the replayed
             # prefix (no output: those figures were committed before the restart).
-            self.session = None
             snap = self._snapshot(self.states, max(s.time for s in self.states.values()))
-            self._adopt(*self._rebuild(self.states, snap, self.states))
+            self.ledger = self._open(self.states, snap)
             self.market = snap
         try:
             if isinstance(item, Malformed):
@@ -293,7 +226,7 @@ class Monitor:
             payload["change"] = item.describe()
         if isinstance(item, Malformed):
             payload["line"] = item.line
-        when = _iso(self.feed_time) if self.feed_time else ""
+        when = iso_z(self.feed_time) if self.feed_time else ""
         payload["market_time"] = when
         self.store.commit_step(
             feed=self.feed_name,
@@ -323,9 +256,8 @@ class Monitor:
             if bad(v) or v > 20:
                 return f"{n}: implied vol {v!r} is not a positive finite decimal"
         if self.feed_time is not None and item.time < self.feed_time:
-            return (
-                f"stale timestamp {_iso(item.time)} is before the feed time {_iso(self.feed_time)}"
-            )
+            feed = iso_z(self.feed_time)
+            return f"stale timestamp {iso_z(item.time)} is before the feed time {feed}"
         return None
 
     def _on_market(self, item: MarketUpdate) -> list[dict[str, Any]]:
@@ -336,41 +268,32 @@ class Monitor:
         states = {**self.states, und: item}
         try:
             snap = self._snapshot(states, item.time)
-            if (
-                self.session is None
-                or self.book is None
-                or self.result is None
-                or (und not in self.states)
-            ):
+            settled: dict[str, Account] = {}
+            if self.ledger is None or und not in self.states:
                 # First data of an underlying: more accounts may now be margined.
-                session, book, result = self._rebuild(states, snap, {und})
-                settled: dict[str, Account] = {}
+                ledger = self._open(states, snap)
+                ids = [
+                    ledger.book.accounts[int(i)]
+                    for i in ledger.session.exposed(ledger.book, {und}, balances=True)
+                ]
+                margins = ledger.figures(ids)
+                ledger = ledger.with_methods(margins)
             else:
-                # One vectorised pass over the accounts exposed to the moved underlying.
-                session = self.session.with_market(snap, moved={und})
-                book, settled = self._settle_futures(self.session, session, self.book, und)
-                result, _ = session.remargin(book, self.result, moved={und})
-            # A balance in the moved coin changes an account's USD figures in any mode.
-            idx = session.exposed(book, {und}, balances=True)
-            part = result.take(idx)
-            accounts = {**self.accounts, **settled}
-            touched = [accounts[book.accounts[int(i)]] for i in idx]
-            margins = self.batch.figures(touched, part, snap, self.methods)
+                ledger, margins, settled = self.ledger.tick(snap, und)
         except PortmarginError as exc:
             raise _RejectedError(f"{item.underlying}: {exc}") from None
         cause = {"seq": item.seq, "input": "market", "underlying": item.underlying}
-        events = self._transitions(margins, cause, _iso(item.time))
+        events = self._transitions(margins, cause, iso_z(item.time))
         self.store.commit_step(
             feed=self.feed_name,
             seq=item.seq,
-            market_time=_iso(item.time),
+            market_time=iso_z(item.time),
             accounts=list(settled.values()),
             margins=margins,
             events=[(e["kind"], e["account"], e) for e in events],
         )
-        self.accounts = accounts
-        self.states, self.market = states, snap
-        self._adopt(session, book, result)
+        self.accounts.update(settled)
+        self.states, self.market, self.ledger = states, snap, ledger
         self.feed_time = item.time
         self._after_commit(item.seq, margins, events)
         return events
@@ -379,58 +302,23 @@ class Monitor:
         acct = self.accounts.get(item.account)
         if acct is None:
             raise _RejectedError(f"unknown account {item.account!r}")
-        snap, session, book, result = self.market, self.session, self.book, self.result
-        if snap is None or session is None or book is None or result is None:
+        snap, ledger = self.market, self.ledger
+        if snap is None or ledger is None:
             raise _RejectedError("no market data yet")
-        row = self._rows.get(item.account)
-        if row is None:
+        if item.account not in ledger.rows:
             raise _RejectedError("no market data for an underlying of the account")
         try:
-            before = self.batch.figures([acct], result.take(np.asarray([row])), snap, self.methods)[
-                0
-            ]
-            if item.kind == "trade":
-                if not (math.isfinite(item.quantity) and item.quantity != 0):
-                    raise _RejectedError(
-                        f"trade quantity {item.quantity!r} must be finite, non-zero"
-                    )
-                if not instrument_known(item.instrument, snap):
-                    raise _RejectedError(f"unknown instrument {item.instrument!r}")
-                name = snap.instrument(item.instrument).name
-                trades = {name: item.quantity}
-                new = acct.with_trades(trades, trade_cash(trades, snap))
-            else:
-                ccy = item.currency.upper()
-                if ccy not in BALANCE_CURRENCIES:
-                    raise _RejectedError(f"unsupported currency {item.currency!r}")
-                if not (math.isfinite(item.amount) and item.amount > 0):
-                    raise _RejectedError(f"{item.kind} amount {item.amount!r} must be positive")
-                sign = 1.0 if item.kind == "deposit" else -1.0
-                if sign < 0 and acct.balances.get(ccy, 0.0) < item.amount:
-                    raise _RejectedError(
-                        f"withdrawal of {item.amount:g} {ccy} exceeds the balance "
-                        f"{acct.balances.get(ccy, 0.0):g} {ccy}"
-                    )
-                new = acct.with_trades({}, {ccy: sign * item.amount})
+            (before,) = ledger.figures([item.account])
+            new = self._changed(acct, item, snap)
             if not self._exposures(new, snap) <= set(self.states):
                 raise _RejectedError("no market data for an underlying of the account")
-            session, book, result, part = self._with_account(
-                new, row, snap, (session, book, result)
-            )
-            after = self.batch.figures([new], part, snap)[0]
+            ledger, after = ledger.with_account(new, self._session_for(self.states, snap))
         except PortmarginError as exc:
             raise _RejectedError(str(exc)) from None
-        raising = after.initial_margin_usd > before.initial_margin_usd
-        if item.kind == "trade" and after.excess_usd < 0 and raising:
-            raise _RejectedError(
-                f"pre-trade check failed: IM would be {after.initial_margin_usd:,.2f} USD "
-                f"with equity {after.equity_usd:,.2f} USD"
-            )
-        if item.kind == "withdrawal" and after.excess_usd < 0:
-            raise _RejectedError(
-                f"withdrawal larger than the excess ({before.excess_usd:,.2f} USD available)"
-            )
-        when = _iso(self.feed_time) if self.feed_time else _iso(item.time)
+        decision = pre_trade(before.pools, after.pools)
+        if not decision.accepted:
+            raise _RejectedError(f"{item.kind} refused: {decision.reason}")
+        when = iso_z(self.feed_time) if self.feed_time else iso_z(item.time)
         cause = {"seq": item.seq, "input": item.kind, "account": item.account}
         accepted = {
             "kind": item.kind,
@@ -438,6 +326,7 @@ class Monitor:
             "seq": item.seq,
             "market_time": when,
             "change": item.describe(),
+            "decision": decision.reason,
             "figures": after.to_dict(),
         }
         events = [accepted, *self._transitions([after], cause, when)]
@@ -450,38 +339,36 @@ class Monitor:
             events=[(e["kind"], e["account"], e) for e in events],
         )
         self.accounts[new.account_id] = new
-        self._adopt(session, book, result)
+        self.ledger = ledger.with_methods([after])
         self._after_commit(item.seq, [after], events)
         return events
 
-    def _with_account(
-        self,
-        new: Account,
-        row: int,
-        snap: MarketSnapshot,
-        state: tuple[MarginSession, AccountBook, BatchResult],
-    ) -> tuple[MarginSession, AccountBook, BatchResult, BatchResult]:
-        """Session, book and result with row ``row`` replaced by ``new``, and ``new``'s row.
+    @staticmethod
+    def _changed(acct: Account, item: AccountChange, snap: MarketSnapshot) -> Account:
+        """The account after ``item``.
 
-        Nothing is stored: the caller adopts them once the change is committed.
+        Validated: a listed instrument and a finite non-zero quantity, a known currency and a
+        finite positive amount, a withdrawal within the balance.
         """
-        session, book, result = state
-        universe = tuple(sorted({*session.instruments, *canonical_positions(new, snap)}))
-        if universe != session.instruments:
-            # A new instrument: its underlying's risk array grows. Re-margin every account
-            # on the new session, so that all rows index the same (pool, underlying) pairs.
-            accounts = [self.accounts[a] if a != new.account_id else new for a in book.accounts]
-            session = self._session(self.states, snap, universe)
-            book = self.batch.book(session, accounts, snap)
-            result = session.margin(book)
-            return session, book, result, result.take(np.asarray([row]))
-        line = self.batch.book(session, [new], snap).quantities
-        q = book.quantities
-        book = canonical(
-            AccountBook(book.accounts, sp.vstack([q[:row], line, q[row + 1 :]], format="csr"))
-        )
-        part = session.margin(AccountBook([new.account_id], line))
-        return session, book, result.put(np.asarray([row]), part), part
+        if item.kind == "trade":
+            if not (math.isfinite(item.quantity) and item.quantity != 0):
+                raise _RejectedError(f"trade quantity {item.quantity!r} must be finite, non-zero")
+            if not instrument_known(item.instrument, snap):
+                raise _RejectedError(f"unknown instrument {item.instrument!r}")
+            trades = {snap.instrument(item.instrument).name: item.quantity}
+            return acct.with_trades(trades, trade_cash(trades, snap))
+        ccy = item.currency.upper()
+        if ccy not in BALANCE_CURRENCIES:
+            raise _RejectedError(f"unsupported currency {item.currency!r}")
+        if not (math.isfinite(item.amount) and item.amount > 0):
+            raise _RejectedError(f"{item.kind} amount {item.amount!r} must be positive")
+        sign = 1.0 if item.kind == "deposit" else -1.0
+        if sign < 0 and acct.balances.get(ccy, 0.0) < item.amount:
+            raise _RejectedError(
+                f"withdrawal of {item.amount:g} {ccy} exceeds the balance "
+                f"{acct.balances.get(ccy, 0.0):g} {ccy}"
+            )
+        return acct.with_trades({}, {ccy: sign * item.amount})
 
     def _transitions(
         self, margins: Iterable[AccountMargin], cause: dict[str, Any], when: str
