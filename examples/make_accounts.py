@@ -38,7 +38,7 @@ def main() -> None:
     rng = np.random.default_rng(SEED)
     m0, m1, _ = load_crash_day(data)
     model = load_model("deribit")
-    settings = AccountSettings()
+    settings = AccountSettings(min_pm_equity_usd=10_000.0)  # a venue's gate for retail books
     names = common_instruments(m0, m1)
     by_und: dict[str, list[str]] = {"BTC": [], "ETH": []}
     for name in names:

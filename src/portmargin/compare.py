@@ -14,10 +14,14 @@ All three are requirements net of the positions' mark-to-market, so they compare
 like (``excess = equity − requirement``); each is converted to USD at the index price of its
 margin currency. ``efficiency_gain = 1 − portfolio / strategy`` (initial margin, USD).
 
-Qualification: portfolio margin is granted to accounts whose equity (USD) is at least
-``min_equity_usd`` (default 100,000 USD, the order of magnitude US brokers and crypto prime
-brokers require); an account below the gate is margined under the strategy rules, and the
-comparison says so.
+Each regime is a margin method (:func:`portmargin.methods.load_method`), so the three are
+margined by the same protocol and converted to USD the same way
+(:func:`portmargin.units.usd_totals`).
+
+Qualification is the accounts' one gate (:func:`portmargin.accounts.qualifies`): portfolio
+margin applies when the book is approved for it and its equity after haircuts is at least
+``min_equity_usd`` (default :data:`~portmargin.accounts.DEFAULT_MIN_PM_EQUITY_USD`);
+otherwise the account is margined under the strategy rules, and the comparison says so.
 """
 
 from __future__ import annotations
@@ -25,14 +29,22 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from portmargin.accounts import (
+    DEFAULT_MIN_PM_EQUITY_USD,
+    AccountSettings,
+    haircut_usd,
+    qualifies,
+)
 from portmargin.market import MarketSnapshot
-from portmargin.models import MarginModel, MarginResult, load_model
+from portmargin.methods import Method, load_method
+from portmargin.models import MarginResult
 from portmargin.portfolio import Portfolio
-from portmargin.rules import RulesResult, load_rule_set, rules_margin
+from portmargin.rules import RulesResult
+from portmargin.units import usd_totals
 
-__all__ = ["DEFAULT_MIN_EQUITY_USD", "Comparison", "RegimeFigures", "compare", "rules_for"]
+__all__ = ["DEFAULT_MIN_EQUITY_USD", "Comparison", "RegimeFigures", "compare"]
 
-DEFAULT_MIN_EQUITY_USD = 100_000.0
+DEFAULT_MIN_EQUITY_USD = DEFAULT_MIN_PM_EQUITY_USD
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,9 +82,23 @@ class Comparison:
     portfolio: RegimeFigures
     qualified: bool
     min_equity_usd: float
-    rules_result: RulesResult
-    standard_result: RulesResult
+    standard_margin: MarginResult
+    strategy_margin: MarginResult
     portfolio_result: MarginResult
+    equity_after_haircuts_usd: float = 0.0
+    approved: bool = True
+
+    @property
+    def rules_result(self) -> RulesResult:
+        """The strategy rule set's own result (its decomposition)."""
+        detail: RulesResult = self.strategy_margin.detail
+        return detail
+
+    @property
+    def standard_result(self) -> RulesResult:
+        """The standard rule set's own result."""
+        detail: RulesResult = self.standard_margin.detail
+        return detail
 
     @property
     def efficiency_gain(self) -> float:
@@ -103,33 +129,26 @@ class Comparison:
             },
             "qualification": {
                 "min_equity_usd": self.min_equity_usd,
+                "equity_after_haircuts_usd": self.equity_after_haircuts_usd,
+                "approved": self.approved,
                 "qualified": self.qualified,
                 "applied_regime": self.applied.regime,
             },
         }
 
 
-def _usd(market: MarketSnapshot, currency: str) -> float:
-    return market.index_price(currency) if currency in market.underlyings else 1.0
-
-
-def rules_for(book: Portfolio, market: MarketSnapshot, rule_set: str) -> RulesResult:
-    """Rules-based margin of a :class:`Portfolio` under a named rule set (or TOML path)."""
-    positions = [(market.instrument(n), q) for n, q in book.net_positions().items()]
-    return rules_margin(positions, dict(book.cash), market, load_rule_set(rule_set))
-
-
-def _from_rules(regime: str, r: RulesResult, market: MarketSnapshot) -> RegimeFigures:
-    rate = _usd(market, r.currency)
+def regime(name: str, result: MarginResult) -> RegimeFigures:
+    """One regime's figures from a method's result (USD by :func:`usd_totals`)."""
+    im, mm, eq = usd_totals(result.by_currency)
     return RegimeFigures(
-        regime,
-        r.rule_set,
-        r.currency,
-        r.initial_margin,
-        r.maintenance_margin,
-        r.initial_margin * rate,
-        r.maintenance_margin * rate,
-        r.equity * rate,
+        name,
+        result.model,
+        result.currency,
+        result.initial_margin,
+        result.maintenance_margin,
+        im,
+        mm,
+        eq,
     )
 
 
@@ -137,33 +156,33 @@ def compare(
     book: Portfolio,
     market: MarketSnapshot,
     *,
-    model: MarginModel | str = "deribit",
+    model: Method | str = "deribit",
     min_equity_usd: float = DEFAULT_MIN_EQUITY_USD,
+    settings: AccountSettings | None = None,
+    approved: bool = True,
 ) -> Comparison:
-    """Margin ``book`` under the three regimes (see the module docstring)."""
-    mdl = load_model(model) if isinstance(model, str) else model
-    standard = rules_for(book, market, "deribit-standard")
-    strategy = rules_for(book, market, "strategy")
-    pm = mdl.margin(book, market)
-    rate = _usd(market, pm.currency)
-    portfolio = RegimeFigures(
-        "portfolio",
-        pm.model,
-        pm.currency,
-        pm.initial_margin,
-        pm.maintenance_margin,
-        pm.initial_margin * rate,
-        pm.maintenance_margin * rate,
-        pm.equity * rate,
-    )
-    qualified = portfolio.equity_usd >= min_equity_usd
+    """Margin ``book`` under the three regimes (see the module docstring).
+
+    ``settings`` supplies the collateral haircuts of the gate (default
+    :class:`~portmargin.accounts.AccountSettings`); ``approved`` is the book's approval for
+    portfolio margin.
+    """
+    pm_method = load_method(model) if isinstance(model, str) else model
+    standard = load_method("deribit-standard").margin(book, market)
+    strategy = load_method("strategy").margin(book, market)
+    pm = pm_method.margin(book, market)
+    portfolio = regime("portfolio", pm)
+    hc = haircut_usd(book.cash, market, settings or AccountSettings())
+    equity = portfolio.equity_usd - hc
     return Comparison(
-        _from_rules("standard", standard, market),
-        _from_rules("strategy", strategy, market),
+        regime("standard", standard),
+        regime("strategy", strategy),
         portfolio,
-        qualified,
+        qualifies(equity, min_equity_usd, approved=approved),
         min_equity_usd,
-        strategy,
         standard,
+        strategy,
         pm,
+        equity,
+        approved,
     )

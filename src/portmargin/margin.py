@@ -1,18 +1,22 @@
-"""The one-call API: ``portmargin.margin(portfolio, market, model)``."""
+"""The one-call API: ``portmargin.margin(portfolio, market, method)``."""
 
 from __future__ import annotations
 
 from portmargin.market import MarketSnapshot
-from portmargin.models import MarginModel, MarginResult, load_model
+from portmargin.methods import Method, load_method
+from portmargin.models import MarginResult
 from portmargin.portfolio import Portfolio
 
 __all__ = ["margin"]
 
 
 def margin(
-    portfolio: Portfolio, market: MarketSnapshot, model: MarginModel | str = "deribit"
+    portfolio: Portfolio, market: MarketSnapshot, model: Method | str = "deribit"
 ) -> MarginResult:
-    """Margin ``portfolio`` on ``market`` under ``model`` (a model or a shipped model's name).
+    """Margin ``portfolio`` on ``market`` under a method (an object or a loadable name).
+
+    Any method of :func:`portmargin.methods.available_methods` (``deribit``, ``span``,
+    ``strategy``, ``derive``, ...) or a model / rule-set TOML path.
 
     Examples
     --------
@@ -22,5 +26,5 @@ def margin(
     >>> result.currency, result.initial_margin > 0
     ('BTC', True)
     """
-    mdl = load_model(model) if isinstance(model, str) else model
-    return mdl.margin(portfolio, market)
+    method = load_method(model) if isinstance(model, str) else model
+    return method.margin(portfolio, market)

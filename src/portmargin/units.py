@@ -32,10 +32,11 @@ __all__ = [
     "STABLE_CURRENCIES",
     "USD",
     "IndexSource",
+    "PoolAmounts",
     "iso_z",
     "pool_currency",
-    "to_usd",
     "usd_rate",
+    "usd_totals",
 ]
 
 DAYS_PER_YEAR = 365.0
@@ -89,9 +90,40 @@ def usd_rate(currency: str, market: IndexSource) -> float:
         ) from None
 
 
-def to_usd(amounts: Iterable[tuple[str, float]], market: IndexSource) -> float:
-    """``Σ amount·usd_rate(currency)`` over ``(currency, amount)`` pairs, in their order."""
-    total = 0.0
-    for currency, amount in amounts:
-        total += amount * usd_rate(currency, market)
-    return total
+class PoolAmounts(Protocol):
+    """A margin pool's figures in its own currency, with its USD rate."""
+
+    @property
+    def initial_margin(self) -> float:
+        """IM, pool currency."""
+        ...
+
+    @property
+    def maintenance_margin(self) -> float:
+        """MM, pool currency."""
+        ...
+
+    @property
+    def equity(self) -> float:
+        """Equity, pool currency."""
+        ...
+
+    @property
+    def usd_rate(self) -> float:
+        """USD per unit of the pool currency (:func:`usd_rate`)."""
+        ...
+
+
+def usd_totals(pools: Iterable[PoolAmounts]) -> tuple[float, float, float]:
+    """``(IM, MM, equity)`` in USD: ``Σ_pools x_pool·usd_rate_pool``, summed in pool order.
+
+    The one pool → USD total of the package (results, accounts, comparisons); summed in a
+    fixed order so that a figure never depends on how many other accounts share a pass.
+    """
+    im = mm = eq = 0.0
+    for p in pools:
+        rate = p.usd_rate
+        im += p.initial_margin * rate
+        mm += p.maintenance_margin * rate
+        eq += p.equity * rate
+    return im, mm, eq

@@ -38,7 +38,7 @@ def _book() -> Account:
     return Account(
         "a1",
         {"BTC-27MAR26-70000-P": -2.0, "BTC-27MAR26-60000-P": 1.0, "ETH-27MAR26-3500-C": -5.0},
-        {"BTC": 1.0, "ETH": 4.0, "USDC": 20_000.0, "USDT": 1_000.0},
+        {"BTC": 1.0, "ETH": 4.0, "USDC": 30_000.0, "USDT": 1_000.0},  # above the 100k gate
     )
 
 

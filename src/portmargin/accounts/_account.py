@@ -42,7 +42,7 @@ from portmargin.models import MarginModel
 from portmargin.models.result import Excess, MarginResult
 from portmargin.models.session import BatchResult
 from portmargin.portfolio import Portfolio, Position
-from portmargin.units import pool_currency, usd_rate
+from portmargin.units import pool_currency, usd_rate, usd_totals
 
 __all__ = [
     "BALANCE_CURRENCIES",
@@ -243,12 +243,6 @@ class AccountMargin:
     valuation_time: str
     pools: tuple[PoolFigures, ...]
 
-    def _usd(self, attr: str) -> float:
-        total = 0.0
-        for p in self.pools:
-            total += float(getattr(p, attr)) * p.usd_rate
-        return total
-
     @property
     def status(self) -> AccountStatus:
         """The worst pool's status."""
@@ -257,22 +251,25 @@ class AccountMargin:
     @property
     def initial_margin_usd(self) -> float:
         """Σ_pools IM·usd_rate."""
-        return self._usd("initial_margin")
+        return usd_totals(self.pools)[0]
 
     @property
     def maintenance_margin_usd(self) -> float:
         """Σ_pools MM·usd_rate."""
-        return self._usd("maintenance_margin")
+        return usd_totals(self.pools)[1]
 
     @property
     def haircut_usd(self) -> float:
         """Σ_pools haircut·usd_rate."""
-        return self._usd("haircut")
+        total = 0.0
+        for p in self.pools:
+            total += p.haircut * p.usd_rate
+        return total
 
     @property
     def equity_usd(self) -> float:
         """Σ_pools equity (after haircuts)·usd_rate."""
-        return self._usd("equity")
+        return usd_totals(self.pools)[2]
 
     @property
     def margin_equity_usd(self) -> float:
@@ -353,17 +350,9 @@ def _pool_haircuts(
     return out
 
 
-def margin_usd(result: Any) -> tuple[float, float, float]:
-    """``(IM, MM, equity)`` in USD of a result with pools (``by_currency``)."""
-    pools = result.by_currency
-    items = pools.values() if isinstance(pools, Mapping) else pools
-    im = mm = eq = 0.0
-    for p in items:
-        rate = p.usd_rate
-        im += p.initial_margin * rate
-        mm += p.maintenance_margin * rate
-        eq += p.equity * rate
-    return im, mm, eq
+def margin_usd(result: MarginResult) -> tuple[float, float, float]:
+    """``(IM, MM, equity)`` in USD of a margin result (:func:`portmargin.units.usd_totals`)."""
+    return usd_totals(result.by_currency)
 
 
 def instrument_known(name: str, market: MarketSnapshot) -> bool:

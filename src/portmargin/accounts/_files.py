@@ -4,7 +4,11 @@ JSON::
 
     {"settings": {"haircuts": {"BTC": 0.02}, "min_pm_equity_usd": 10000},
      "accounts": [{"id": "acct-001", "balances": {"BTC": 1.5, "USDC": 20000},
-                   "positions": [{"instrument": "BTC-27MAR26-70000-P", "quantity": -2}]}]}
+                   "positions": [{"instrument": "BTC-27MAR26-70000-P", "quantity": -2}],
+                   "pm_approved": true}]}
+
+``pm_approved`` (default true) is the venue's grant of portfolio margin to the account; an
+account without it is margined under the settings' ``fallback_rule_set`` whatever its equity.
 """
 
 from __future__ import annotations
@@ -14,6 +18,7 @@ from pathlib import Path
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from portmargin.accounts._account import Account, AccountSettings
+from portmargin.accounts._policy import DEFAULT_MIN_PM_EQUITY_USD
 from portmargin.errors import InputError, PortmarginError
 from portmargin.io._common import read_json, validation_message
 
@@ -31,6 +36,7 @@ class _Account(BaseModel):
     id: str = Field(min_length=1)
     balances: dict[str, float] = {}
     positions: list[_Position] = []
+    pm_approved: bool = True
 
 
 class _Settings(BaseModel):
@@ -38,7 +44,7 @@ class _Settings(BaseModel):
     haircuts: dict[str, float] | None = None
     margin_call_level: float = 1.0
     liquidation_level: float = 1.0
-    min_pm_equity_usd: float = 10_000.0
+    min_pm_equity_usd: float = DEFAULT_MIN_PM_EQUITY_USD
     fallback_rule_set: str = "strategy"
 
 
@@ -72,7 +78,7 @@ def accounts_from_dict(
         for p in a.positions:
             pos[p.instrument.strip()] = pos.get(p.instrument.strip(), 0.0) + p.quantity
         try:
-            out.append(Account(a.id, pos, a.balances))
+            out.append(Account(a.id, pos, a.balances, a.pm_approved))
         except PortmarginError as exc:
             raise InputError(f"{source}: accounts.{i}: {exc}") from None
     st = doc.settings or _Settings()

@@ -51,8 +51,13 @@ __all__ = [
     "worst_status",
 ]
 
-DEFAULT_MIN_PM_EQUITY_USD = 10_000.0
-"""The one default of the qualification gate: equity after haircuts, USD."""
+DEFAULT_MIN_PM_EQUITY_USD = 100_000.0
+"""The one default of the qualification gate: equity after haircuts, USD.
+
+FINRA Rule 4210(g)(6)(B): a portfolio-margin account keeps at least 100,000 USD of equity
+(https://www.finra.org/rules-guidance/rulebooks/finra-rules/4210). Crypto venues set their
+own threshold (``AccountSettings.min_pm_equity_usd``, the accounts file's settings).
+"""
 
 _TOL = 1e-9
 

@@ -15,10 +15,11 @@ from portmargin.cli._common import (
     get_portfolio,
     print_json,
 )
-from portmargin.compare import DEFAULT_MIN_EQUITY_USD, Comparison, compare, rules_for
+from portmargin.compare import DEFAULT_MIN_EQUITY_USD, Comparison, compare
 from portmargin.market import MarketSnapshot
-from portmargin.models import load_model
-from portmargin.rules import RulesResult
+from portmargin.methods import RulesMethod
+from portmargin.rules import RulesResult, load_rule_set
+from portmargin.units import iso_z
 
 __all__ = ["register", "render_comparison", "rules_json"]
 
@@ -27,7 +28,7 @@ def rules_json(r: RulesResult, market: MarketSnapshot) -> dict[str, object]:
     """``portmargin rules --format json``: the margin contract's top-level fields + strategies."""
     doc = r.to_dict()
     doc["model"] = r.rule_set
-    doc["valuation_time"] = market.valuation_time.isoformat().replace("+00:00", "Z")
+    doc["valuation_time"] = iso_z(market.valuation_time)
     doc["market"] = market.source
     return doc
 
@@ -96,10 +97,13 @@ def render_comparison(c: Comparison, title: str) -> None:
     console.print(t)
     console.print(f"  efficiency gain (1 − portfolio/strategy): [bold]{c.efficiency_gain:.1%}[/]")
     if not c.qualified:
-        console.print(
-            f"  [yellow]equity {c.portfolio.equity_usd:,.0f} USD is below the portfolio-margin gate "
-            f"({c.min_equity_usd:,.0f} USD): this account is margined under strategy rules[/]"
+        why = (
+            "the book is not approved for portfolio margin"
+            if not c.approved
+            else f"equity after haircuts {c.equity_after_haircuts_usd:,.0f} USD is below the "
+            f"portfolio-margin gate ({c.min_equity_usd:,.0f} USD)"
         )
+        console.print(f"  [yellow]{why}: this account is margined under strategy rules[/]")
 
 
 def register(app: typer.Typer) -> None:
@@ -119,7 +123,7 @@ def register(app: typer.Typer) -> None:
         """Rules-based margin with the optimal strategy decomposition."""
         snap = get_market(market)
         book = get_portfolio(portfolio)
-        result = rules_for(book, snap, rules)
+        result = RulesMethod(load_rule_set(rules)).rules(book, snap)
         if fmt is OutputFormat.json:
             print_json(rules_json(result, snap))
         else:
@@ -143,7 +147,7 @@ def register(app: typer.Typer) -> None:
         """Standard per-leg vs strategy-optimal vs portfolio margin, side by side."""
         snap = get_market(market)
         book = get_portfolio(portfolio)
-        c = compare(book, snap, model=load_model(model), min_equity_usd=min_equity)
+        c = compare(book, snap, model=model, min_equity_usd=min_equity)
         if plot is not None:
             from portmargin.plots import comparison_chart
 

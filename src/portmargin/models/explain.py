@@ -36,7 +36,7 @@ from portmargin.models.result import (
     UnderlyingResult,
 )
 from portmargin.scenarios import ScenarioSet
-from portmargin.units import USD, iso_z, usd_rate
+from portmargin.units import USD, iso_z, usd_rate, usd_totals
 
 if TYPE_CHECKING:
     from portmargin.models.session import BatchResult, MarginSession, PairTrace
@@ -190,9 +190,7 @@ def combine_pools(
         comps: dict[str, float] = dict(only.components)
     else:
         ccy = USD
-        im = sum(p.initial_margin * p.usd_rate for p in pools)
-        mm = sum(p.maintenance_margin * p.usd_rate for p in pools)
-        eq = sum(p.equity * p.usd_rate for p in pools)
+        im, mm, eq = usd_totals(pools)
         comps = {}
         for p in pools:
             for k, v in p.components.items():
