@@ -142,16 +142,24 @@ class ScenarioSet:
     lookahead_years: float = 0.0
 
     def __post_init__(self) -> None:
+        arrays = ("price_moves", "vol_directions", "weights", "coin_weights")
+        for name in arrays:  # private read-only copies: a set is shared by every margin call
+            a = np.array(getattr(self, name), dtype=np.float64)
+            a.setflags(write=False)
+            object.__setattr__(self, name, a)
         n = self.price_moves.shape[0]
         shapes = {a.shape for a in (self.vol_directions, self.weights, self.coin_weights)}
         if shapes != {(n,)} or len(self.groups) != n or n == 0:
             raise ParameterError("scenario set: all per-scenario arrays need the same length > 0")
+        if not all(bool(np.all(np.isfinite(getattr(self, name)))) for name in arrays):
+            raise ParameterError("scenario set: moves, directions and weights must be finite")
         if not np.all(self.price_moves > -1.0):
             raise ParameterError("scenario set: price moves must be > −100 %")
         if not (np.all(self.weights >= 0) and np.all(self.coin_weights >= 0)):
             raise ParameterError("scenario set: weights must be >= 0")
-        if self.lookahead_years < 0:
-            raise ParameterError("scenario set: lookahead must be >= 0")
+        if not (np.isfinite(self.lookahead_years) and self.lookahead_years >= 0):
+            raise ParameterError("scenario set: lookahead must be finite and >= 0")
+        object.__setattr__(self, "groups", tuple(self.groups))
 
     def __len__(self) -> int:
         return int(self.price_moves.shape[0])
