@@ -302,6 +302,16 @@ def test_file_errors(tmp_path: Path) -> None:
         ),
         (
             "deribit",
+            "[underlyings.BTC]\nextended_moves = [0.5, 0.1]\n",
+            "underlyings.BTC.extended_moves[1]: 0.1 lies inside the standard range ±0.16",
+        ),
+        (
+            "deribit",
+            "[underlyings.BTC]\nprice_range = 1e-308\n",
+            "underlyings.BTC.price_range: must be >= 0.0001, got 1e-308",
+        ),
+        (
+            "deribit",
             "[underlyings.ETH]\nprice_range = nan\n",
             "underlyings.ETH.price_range: must be a finite number, got nan",
         ),
@@ -526,6 +536,13 @@ NUMBERS = st.one_of(
 )
 KEYS = [
     ("[underlyings.BTC]", "price_range"),
+    ("[underlyings.BTC]", "dte_floor_days"),
+    ("[underlyings.BTC]", "pivot_days"),
+    ("[underlyings.BTC]", "short_term_power"),
+    ("[underlyings.BTC]", "min_vol_up"),
+    ("[underlyings.ETH]", "vol_up"),
+    ("[currencies.ETH]", "max_offsetable_pnl"),
+    ("", "mm_multiplier"),
     ("[underlyings.BTC]", "vol_up"),
     ("[underlyings.BTC]", "vol_down"),
     ("[underlyings.default]", "extended_factor"),
@@ -559,8 +576,11 @@ def test_loaded_parameters_always_margin(
     table, name = key
     moves = ", ".join(_toml_number(x) for x in extra)
     text = f"{name} = {_toml_number(value)}\n"
-    text = f"{table}\n{text}" if table else text
-    text += f"\n[underlyings.ETH]\nextended_moves = [{moves}]\n"
+    if table == "[underlyings.ETH]":  # one table, both keys
+        text = f"{table}\n{text}extended_moves = [{moves}]\n"
+    else:
+        text = f"{table}\n{text}" if table else text
+        text += f"\n[underlyings.ETH]\nextended_moves = [{moves}]\n"
     path = tmp_path_factory.mktemp("p") / "p.toml"
     path.write_text(text, encoding="utf-8")
     refused = ""

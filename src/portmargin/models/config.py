@@ -139,20 +139,20 @@ class UnderlyingParams(_Strict):
     cover fraction and look-ahead; ``tims10`` the down/up ranges.
     """
 
-    price_range: float = _num(0.15, gt=0.0, lt=1.0)
+    price_range: float = _num(0.15, ge=1e-4, lt=1.0)
     buckets_per_side: int = Field(default=4, ge=1, le=50, strict=True)
     vol_up: float = _num(0.5, ge=0.0, le=10.0)
     vol_down: float = _num(0.25, ge=0.0, le=10.0)
     vol_mode: Literal["relative", "absolute"] = "relative"
     short_term_power: float = _num(0.0, ge=0.0, le=2.0)
     long_term_power: float = _num(0.0, ge=0.0, le=2.0)
-    pivot_days: float = _num(30.0, gt=0.0, le=3650.0)
-    dte_floor_days: float = _num(1.0, gt=0.0, le=3650.0)
+    pivot_days: float = _num(30.0, ge=0.01, le=3650.0)
+    dte_floor_days: float = _num(1.0, ge=0.01, le=3650.0)
     min_vol_up: float = _num(0.0, ge=0.0, le=10.0)
     min_vol: float = _num(0.0, ge=0.0, le=10.0)
     extended_moves: tuple[Move, ...] = Field(default=(), max_length=50)
     extended_factor: float = _num(1.0, ge=0.0, le=10.0)
-    price_range_up: float | None = _num(None, gt=0.0, lt=10.0)
+    price_range_up: float | None = _num(None, ge=1e-4, lt=10.0)
     extreme_multiplier: float = _num(3.0, ge=0.0, le=20.0)
     cover_fraction: float = _num(0.33, ge=0.0, le=1.0)
     lookahead_days: float = _num(0.0, ge=0.0, le=30.0)
@@ -743,6 +743,14 @@ class ModelParams(_Strict):
                     f"must be <= 1 with vol_mode = 'relative' (a vol cannot fall by more than "
                     f"100 %), got {u.vol_down:g}",
                 )
+            if self.grid == "deribit":
+                for i, m in enumerate(u.extended_moves):
+                    if abs(m) < u.price_range:
+                        raise _KeyError(
+                            (*where, "extended_moves", i),
+                            f"{m:g} lies inside the standard range ±{u.price_range:g}: extended "
+                            "moves are beyond price_range (their weight is price_range/|m|)",
+                        )
             if self.grid == "span16" and u.extreme_multiplier * u.price_range >= 1.0:
                 raise _KeyError(
                     (*where, "extreme_multiplier"),
