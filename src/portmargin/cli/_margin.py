@@ -17,8 +17,8 @@ from portmargin.cli._common import (
     print_json,
 )
 from portmargin.errors import InputError
-from portmargin.margin import margin
-from portmargin.models import MarginResult, load_model
+from portmargin.methods import load_method
+from portmargin.models import MarginResult
 
 __all__ = ["derive_case_dict", "meaning", "register", "render_result"]
 
@@ -230,7 +230,12 @@ def register(app: typer.Typer) -> None:
         market: Path | None = typer.Option(
             None, "--market", help="Market file (JSON or Deribit CSV); default: demo market."
         ),
-        model: str = typer.Option("deribit", "--model", help="Model name or model TOML path."),
+        model: str = typer.Option(
+            "deribit",
+            "--model",
+            help="Method: a model (deribit, span, span16, tims), a rule set (deribit-standard, "
+            "strategy, cboe), derive, or a model / rule-set TOML path.",
+        ),
         params: Path | None = typer.Option(
             None, "--params", help="TOML file merged over the model's parameters."
         ),
@@ -258,12 +263,8 @@ def register(app: typer.Typer) -> None:
             raise InputError("margin: give a PORTFOLIO file (or --derive-case FILE)")
         snap = get_market(market)
         book = get_portfolio(portfolio)
-        mdl = load_model(
-            model,
-            params_file=None if params is None else str(params),
-            cross=True if cross else None,
-        )
-        result = margin(book, snap, mdl)
+        method = load_method(model, params_file=params, cross=True if cross else None)
+        result = method.margin(book, snap)
         if fmt is OutputFormat.json:
             print_json(result.to_dict())
         else:

@@ -1,9 +1,9 @@
-"""``portmargin models``: every shipped margin model on one portfolio, side by side.
+"""``portmargin models``: every margin method on one portfolio, side by side.
 
-Derive PMRM_2 (:mod:`portmargin.derive`) is not included: it margins a Derive sub-account
-(one underlying, with oracle confidences, per-expiry rate feeds and PMRM_2 parameters), not
-a :class:`~portmargin.portfolio.Portfolio` on a market snapshot. Use
-``portmargin margin --derive-case FILE`` for Derive case files.
+It iterates :func:`portmargin.methods.available_methods`: the scenario models, the rule sets
+and Derive PMRM_2, each margining the same book on the same market and returning the one
+result family. A method that cannot margin the book (Derive refuses dated futures, say)
+is listed with its reason instead of figures.
 """
 
 from __future__ import annotations
@@ -12,31 +12,40 @@ from pathlib import Path
 from typing import Any
 
 import typer
+from rich.markup import escape
 from rich.table import Table
 
 from portmargin.cli._common import OutputFormat, console, fmt_amount, get_market, print_json
+from portmargin.errors import PortmarginError
 from portmargin.io import load_portfolio
 from portmargin.market import MarketSnapshot
-from portmargin.models import MarginResult, available_models, load_model
+from portmargin.methods import available_methods, load_method
+from portmargin.models import MarginResult
 from portmargin.portfolio import Portfolio
+from portmargin.units import usd_totals
 
 __all__ = ["compare_models", "register"]
 
 
-def compare_models(book: Portfolio, market: MarketSnapshot) -> list[MarginResult]:
-    """Margin ``book`` under every shipped model, in :func:`available_models` order."""
-    return [load_model(name).margin(book, market) for name in available_models()]
+def compare_models(
+    book: Portfolio, market: MarketSnapshot
+) -> list[tuple[str, str, MarginResult | str]]:
+    """``(method, family, result or the one-line reason it could not margin the book)``."""
+    out: list[tuple[str, str, MarginResult | str]] = []
+    for info in available_methods():
+        try:
+            out.append((info.name, info.family, load_method(info.name).margin(book, market)))
+        except PortmarginError as exc:
+            out.append((info.name, info.family, str(exc)))
+    return out
 
 
-def _usd(value: float, result: MarginResult, market: MarketSnapshot) -> float:
-    ccy = result.currency
-    return value * (market.index_price(ccy) if ccy in market.underlyings else 1.0)
-
-
-def _row(result: MarginResult, market: MarketSnapshot) -> dict[str, Any]:
+def _row(family: str, result: MarginResult) -> dict[str, Any]:
     w = result.worst_scenario
+    im_usd, mm_usd, _ = usd_totals(result.by_currency)
     return {
         "model": result.model,
+        "family": family,
         "model_version": result.model_version,
         "currency": result.currency,
         "initial_margin": result.initial_margin,
@@ -44,8 +53,8 @@ def _row(result: MarginResult, market: MarketSnapshot) -> dict[str, Any]:
         "equity": result.equity,
         "initial_excess": result.initial_excess,
         "maintenance_excess": result.maintenance_excess,
-        "initial_margin_usd": _usd(result.initial_margin, result, market),
-        "maintenance_margin_usd": _usd(result.maintenance_margin, result, market),
+        "initial_margin_usd": im_usd,
+        "maintenance_margin_usd": mm_usd,
         "components": dict(result.components),
         "worst_scenario": None if w is None else w.to_dict(),
     }
@@ -62,31 +71,44 @@ def register(app: typer.Typer) -> None:
         ),
         fmt: OutputFormat = typer.Option(OutputFormat.table, "--format", help="table or json."),
     ) -> None:
-        """Margin one portfolio under every shipped model, side by side (Derive excluded)."""
+        """Margin one portfolio under every method, side by side (models, rules, Derive)."""
         snap = get_market(market)
         book = load_portfolio(portfolio)
-        results = compare_models(book, snap)
-        rows = [_row(r, snap) for r in results]
+        entries = compare_models(book, snap)
+        done = [(name, fam, r) for name, fam, r in entries if isinstance(r, MarginResult)]
+        refused = [(name, fam, r) for name, fam, r in entries if isinstance(r, str)]
         if fmt is OutputFormat.json:
-            print_json({"portfolio": book.name, "market": snap.source, "models": rows})
+            rows = [_row(fam, r) for _, fam, r in done]
+            print_json(
+                {
+                    "portfolio": book.name,
+                    "market": snap.source,
+                    "models": [row for row in rows if row["family"] == "portfolio"],
+                    "methods": rows,
+                    "refused": {name: reason for name, _, reason in refused},
+                }
+            )
             return
         t = Table(title=f"{book.name} on {snap.source}", title_justify="left", header_style="bold")
-        for col in ("model", "ccy", "initial", "maintenance", "equity", "IM USD", "binding"):
-            t.add_column(col, justify="left" if col in ("model", "ccy", "binding") else "right")
-        for r, row in zip(results, rows, strict=True):
+        for col in ("method", "family", "ccy", "initial", "maintenance", "equity", "IM USD"):
+            t.add_column(col, justify="right" if col not in ("method", "family", "ccy") else "left")
+        t.add_column("binding scenario")
+        for _, fam, r in done:
             w = r.worst_scenario
             t.add_row(
                 f"{r.model} {r.model_version}",
+                fam,
                 r.currency,
                 fmt_amount(r.initial_margin, r.currency),
                 fmt_amount(r.maintenance_margin, r.currency),
                 fmt_amount(r.equity, r.currency),
-                f"{row['initial_margin_usd']:,.2f}",
+                f"{usd_totals(r.by_currency)[0]:,.2f}",
                 "-" if w is None else f"{w.underlying} {w.price_move:+.1%} vol {w.vol_shock:+.0%}",
             )
         console.print(t)
+        results = [r for _, fam, r in done if fam == "portfolio"]
         names = sorted({k for r in results for k in r.components})
-        c = Table(title="components", title_justify="left", header_style="bold")
+        c = Table(title="components (scenario models)", title_justify="left", header_style="bold")
         c.add_column("component")
         for r in results:
             c.add_column(f"{r.model} ({r.currency})", justify="right")
@@ -99,4 +121,6 @@ def register(app: typer.Typer) -> None:
                 ),
             )
         console.print(c)
-        console.print("  [dim]Derive PMRM_2 is not listed: use margin --derive-case FILE.[/]")
+        for name, _, reason in refused:
+            label = "Derive PMRM_2" if name == "derive" else name
+            console.print(f"  [dim]{label} is not listed: {escape(reason)}[/]")
