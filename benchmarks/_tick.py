@@ -6,10 +6,11 @@ import cProfile
 import pstats
 import statistics
 import time
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
 import portmargin as pm
 from portmargin.batch import AccountBook, BatchResult, MarginSession
+from portmargin.market import shift
 
 
 @dataclass(frozen=True)
@@ -20,11 +21,8 @@ class TickTimes:
 
 
 def moved_market(market: pm.MarketSnapshot, und: str, factor: float) -> pm.MarketSnapshot:
-    """``market`` with the index of ``und`` times ``factor`` (the rest unchanged)."""
-    quote = market.underlyings[und]
-    return replace(
-        market, underlyings={**market.underlyings, und: replace(quote, spot=quote.spot * factor)}
-    )
+    """``market`` with ``und`` moved by ``factor`` (index, perpetual, futures, forwards)."""
+    return shift(market, spot={und: factor})
 
 
 def tick(

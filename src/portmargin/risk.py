@@ -12,6 +12,12 @@ scenario ``j = (m_j, σ'_ij, T'_i = max(T_i − look-ahead, 0))``::
     delta-1  PnL^USD_ij  = M·F_i·m_j
              PnL^coin_ij = M·(1 − 1/(1+m_j))                (inverse future/perpetual)
 
+**Settled instruments** (an option or dated future at or past expiry,
+:meth:`MarketSnapshot.is_expired <portmargin.market.MarketSnapshot.is_expired>`) no longer
+move: their rows have ``T = 0``, ``σ = 0``, ``F = P`` the expiry's settlement price, zero
+delta and zero P&L in every scenario; a settled option is worth its intrinsic value
+``M·max(±(P − K), 0)`` USD (``/P`` in coin for inverse products).
+
 ``pnl_settle`` is in each instrument's settlement currency (coin for inverse, quote currency
 for linear) and ``pnl_usd`` in USD. P&L is relative to the *model* value at the mark vol, so
 the unshocked scenario is exactly 0; the mark price enters equity, not the risk array.
@@ -22,13 +28,15 @@ downstream loops over positions.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 
 import numpy as np
+import numpy.typing as npt
 
 from portmargin._types import BoolArray, FloatArray, IntArray
-from portmargin.errors import MarketDataError
-from portmargin.instruments import Instrument, InstrumentKind, Option
+from portmargin.errors import InstrumentError, MarketDataError
+from portmargin.instruments import Future, Instrument, InstrumentKind, Option
+from portmargin.market.limits import MULTIPLIER_MAX, PRICE_MAX
 from portmargin.market.snapshot import MarketSnapshot
 from portmargin.pricing import black76_delta, black76_price
 from portmargin.scenarios import ScenarioSet
@@ -37,6 +45,14 @@ __all__ = ["KIND_CODES", "InstrumentTable", "RiskArray", "instrument_table", "ri
 
 _DAYS_PER_YEAR = 365.0
 KIND_CODES: dict[InstrumentKind, int] = {k: i for i, k in enumerate(InstrumentKind)}
+
+
+def _freeze(value: object) -> None:
+    """Make every NumPy array field of a frozen dataclass read-only (in place)."""
+    for f in fields(value):  # type: ignore[arg-type]
+        arr = getattr(value, f.name)
+        if isinstance(arr, np.ndarray):
+            arr.flags.writeable = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,6 +86,13 @@ class InstrumentTable:
         the table's distinct expiries.
     expiry_years
         ``T`` of each expiry group, shape ``(n_expiries + 1,)`` (0 for undated).
+    settled
+        True for rows at or past expiry (valued at settlement, no risk; module docstring).
+    quote_source
+        :class:`~portmargin.market.QuoteSource` value of each row (``"quoted"``,
+        ``"interpolated"``, ``"settled"``, ``"index"``, ``"perpetual"``).
+
+    Every array is read-only.
     """
 
     instruments: tuple[Instrument, ...]
@@ -89,6 +112,11 @@ class InstrumentTable:
     kind: IntArray
     expiry_group: IntArray
     expiry_years: FloatArray
+    settled: BoolArray
+    quote_source: npt.NDArray[np.str_]
+
+    def __post_init__(self) -> None:
+        _freeze(self)
 
     @property
     def names(self) -> tuple[str, ...]:
@@ -104,10 +132,16 @@ class InstrumentTable:
 def instrument_table(instruments: Sequence[Instrument], market: MarketSnapshot) -> InstrumentTable:
     """Gather the pricing inputs of instruments on one underlying into column arrays.
 
+    Settled rows (at or past expiry) take ``T = 0``, ``σ = 0``, ``F`` = the expiry's
+    settlement price, zero delta; a settled option's value is its intrinsic value there.
+
     Raises
     ------
     MarketDataError
-        If the instruments span several underlyings or market data is missing.
+        If the instruments span several underlyings, market data is missing, or an expired
+        instrument's expiry has no settlement price (one line naming the instrument).
+    InstrumentError
+        If a strike or multiplier is beyond :mod:`portmargin.market.limits` (1e9, 1e6).
     """
     insts = tuple(instruments)
     unds = {x.underlying for x in insts}
@@ -115,23 +149,35 @@ def instrument_table(instruments: Sequence[Instrument], market: MarketSnapshot) 
         raise MarketDataError(f"instrument table needs one underlying, got {sorted(unds)}")
     und = unds.pop()
     n = len(insts)
+    for x in insts:
+        if x.multiplier > MULTIPLIER_MAX or (isinstance(x, Option) and x.strike > PRICE_MAX):
+            raise InstrumentError(
+                f"instrument {x.name!r}: strike or multiplier beyond the market limits "
+                f"({PRICE_MAX:g} USD, {MULTIPLIER_MAX:g})"
+            )
     kinds = [x.kind for x in insts]
     is_option = np.array([k is InstrumentKind.OPTION for k in kinds], dtype=np.bool_)
     is_call = np.array([x.is_call for x in insts], dtype=np.bool_)
     inverse = np.array([x.is_inverse for x in insts], dtype=np.bool_)
     mult = np.array([x.multiplier for x in insts], dtype=np.float64)
+    sources = [market.quote_source(x).value for x in insts]
+    settled = np.array([market.is_expired(x) for x in insts], dtype=np.bool_)
     T = np.zeros(n)
     K = np.zeros(n)
     F = np.full(n, market.index_price(und))
-    dated = [i for i, x in enumerate(insts) if x.expiry is not None]
-    if dated:
-        expiries = [e for e in (insts[i].expiry for i in dated) if e is not None]
-        T[dated] = [market.year_fraction(e) for e in expiries]
-        F[dated] = market.forwards_for(und, T[dated], expiries)
+    live = [i for i, x in enumerate(insts) if x.expiry is not None and not settled[i]]
+    if live:
+        expiries = [e for e in (insts[i].expiry for i in live) if e is not None]
+        T[live] = [market.year_fraction(e) for e in expiries]
+        F[live] = market.forwards_for(und, T[live], expiries)
+    for i in np.flatnonzero(settled).tolist():
+        x = insts[i]
+        assert x.expiry is not None
+        F[i] = market.settlement_price(und, x.expiry, instrument=x.name)
     perp = [i for i, k in enumerate(kinds) if k is InstrumentKind.PERPETUAL]
     if perp:
         F[perp] = market.perpetual_price(und)
-    fut = [i for i, k in enumerate(kinds) if k is InstrumentKind.FUTURE]
+    fut = [i for i, x in enumerate(insts) if isinstance(x, Future) and not settled[i]]
     if fut:
         F[fut] = [market.mark_price(insts[i]) for i in fut]
     sigma = np.zeros(n)
@@ -147,7 +193,7 @@ def instrument_table(instruments: Sequence[Instrument], market: MarketSnapshot) 
         0.0,
     )
     opt_delta = black76_delta(F, np.where(is_option, K, 1.0), T, sigma, is_call, df=df)
-    delta = mult * np.where(is_option, opt_delta, 1.0)
+    delta = np.where(settled, 0.0, mult * np.where(is_option, opt_delta, 1.0))
     mark_settle = np.zeros(n)
     if opt.size:
         marks = np.array([market.mark_price(insts[i]) for i in opt])
@@ -162,23 +208,25 @@ def instrument_table(instruments: Sequence[Instrument], market: MarketSnapshot) 
     expiry_years = np.zeros(len(ranks) + 1)
     expiry_years[group] = T
     return InstrumentTable(
-        insts,
-        und,
-        is_option,
-        is_call,
-        inverse,
-        F,
-        K,
-        T,
-        sigma,
-        df,
-        mult,
-        value,
-        mark_settle,
-        delta,
-        kind,
-        group,
-        expiry_years,
+        instruments=insts,
+        underlying=und,
+        is_option=is_option,
+        is_call=is_call,
+        inverse=inverse,
+        F=F,
+        K=K,
+        T=T,
+        sigma=sigma,
+        df=df,
+        multiplier=mult,
+        value_usd=value,
+        mark_settle=mark_settle,
+        delta_coin=delta,
+        kind=kind,
+        expiry_group=group,
+        expiry_years=expiry_years,
+        settled=settled,
+        quote_source=np.array(sources, dtype=np.str_),
     )
 
 
@@ -197,12 +245,17 @@ class RiskArray:
         settlement currency (coin for inverse, quote currency for linear), unweighted.
     pnl_usd
         The same in USD, unweighted.
+
+    Both arrays are read-only; settled rows are all zeros.
     """
 
     table: InstrumentTable
     scenarios: ScenarioSet
     pnl_settle: FloatArray
     pnl_usd: FloatArray
+
+    def __post_init__(self) -> None:
+        _freeze(self)
 
     def weighted_settle(self) -> FloatArray:
         """``pnl_settle`` times the scenario weights (coin weights for inverse rows)."""
@@ -244,4 +297,8 @@ def risk_array(table: InstrumentTable, scenarios: ScenarioSet) -> RiskArray:
     coin_d1 = table.multiplier[:, None] * (1.0 - 1.0 / (1.0 + m))
     pnl_coin = np.where(opt[:, None], coin_opt, coin_d1)
     pnl_settle = np.where(table.inverse[:, None], pnl_coin, pnl_usd)
+    if table.settled.any():
+        # Settled rows no longer move (their value is fixed at the settlement price).
+        pnl_settle[table.settled] = 0.0
+        pnl_usd[table.settled] = 0.0
     return RiskArray(table, scenarios, pnl_settle, pnl_usd)

@@ -2,25 +2,18 @@
 
 from __future__ import annotations
 
-from dataclasses import replace
-
 import numpy as np
 import pytest
 from batch_books import random_books
 
 import portmargin as pm
 from portmargin.batch import MarginSession
-from portmargin.market import MarketSnapshot
+from portmargin.market import MarketSnapshot, shift
 
 
 def _moved(market: MarketSnapshot, und: str, factor: float) -> MarketSnapshot:
-    quotes = dict(market.underlyings)
-    q = quotes[und]
-    perp = None if q.perpetual is None else q.perpetual * factor
-    quotes[und] = replace(q, spot=q.spot * factor, perpetual=perp)
-    fwd = {k: v * factor if k[0] == und else v for k, v in market.forwards.items()}
-    fut = {k: v * factor if k.startswith(f"{und}-") else v for k, v in market.futures.items()}
-    return replace(market, underlyings=quotes, forwards=fwd, futures=fut)
+    # Index, perpetual, futures and forwards of ``und`` move together; ETH is untouched.
+    return shift(market, spot={und: factor})
 
 
 @pytest.mark.parametrize(

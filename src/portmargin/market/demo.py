@@ -14,12 +14,17 @@ Vol model (per underlying, ``k = ln(K/F)``, ``T`` in years)::
 
 Futures are priced at ``F = S·e^{bT}`` with an annual basis ``b`` (contango); options
 reprice on those forwards at r = 0, as Deribit does.
+
+The demo's history is flat: every daily 08:00 UTC expiry of the 90 days up to the valuation
+time settled at today's spot (``settlements``), so instruments that expired recently (books
+written for an earlier date) are valued as settled, at their intrinsic value against that
+price.
 """
 
 from __future__ import annotations
 
 import math
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 from portmargin.instruments import expiry_code
 from portmargin.market.snapshot import (
@@ -98,10 +103,14 @@ def demo_market() -> MarketSnapshot:
                 vol = round(_demo_vol(und, math.log(strike / fwd), T), 4)
                 for cp in ("C", "P"):
                     options[f"{und}-{code}-{int(strike)}-{cp}"] = OptionQuote(mark_iv=vol)
+    settlements = {
+        (und, t0 - timedelta(days=d)): p[0] for und, p in _PARAMS.items() for d in range(91)
+    }
     return build_market(
         valuation_time=t0,
         underlyings=underlyings,
         futures=futures,
         options=options,
+        settlements=settlements,
         source="demo",
     )

@@ -29,9 +29,9 @@ class SmileSlice:
     T
         Year fraction (ACT/365) to the slice's expiry, > 0.
     k
-        Sorted, unique log-moneyness nodes ``ln(K/F)``.
+        Sorted, unique log-moneyness nodes ``ln(K/F)`` (a read-only copy).
     vol
-        Annualised vols at the nodes.
+        Annualised vols at the nodes (a read-only copy).
     """
 
     T: float
@@ -39,8 +39,15 @@ class SmileSlice:
     vol: FloatArray
 
     def __post_init__(self) -> None:
-        if self.T <= 0 or self.k.size == 0 or self.k.shape != self.vol.shape:
+        k = np.array(self.k, dtype=np.float64)
+        vol = np.array(self.vol, dtype=np.float64)
+        if not self.T > 0 or k.ndim != 1 or k.size == 0 or k.shape != vol.shape:
             raise MarketDataError("smile slice needs T > 0 and matching, non-empty nodes")
+        # Private read-only copies: a frozen value cannot be changed through its arrays.
+        k.flags.writeable = False
+        vol.flags.writeable = False
+        object.__setattr__(self, "k", k)
+        object.__setattr__(self, "vol", vol)
 
     def at(self, k: FloatArray) -> FloatArray:
         """Vol at log-moneyness ``k`` (linear between nodes, flat beyond the wings)."""
