@@ -52,7 +52,7 @@ import numpy as np
 from portmargin._types import BoolArray, FloatArray, IntArray
 from portmargin.market.snapshot import MarketSnapshot
 from portmargin.models.config import ChargeParams, CurrencyParams, ModelParams
-from portmargin.models.grids import deribit_grid, span16_grid, tims10_grid
+from portmargin.models.grids import GRIDS
 from portmargin.risk import InstrumentTable, RiskArray
 from portmargin.scenarios import ScenarioSet
 
@@ -163,12 +163,6 @@ CREDITS: dict[str, Callable[[CreditContext], FloatArray]] = {}
 # Explanatory figures per grid (SPAN's time/vol/price split, ...): a dict of floats for one
 # account (they are reported, never added to the requirement).
 DETAILS: dict[str, Callable[[ChargeContext], dict[str, float]]] = {}
-
-GRIDS: dict[str, Callable[..., ScenarioSet]] = {
-    "deribit": deribit_grid,
-    "span16": span16_grid,
-    "tims10": tims10_grid,
-}
 
 
 def replace_params(ctx: ChargeContext, params: ChargeParams) -> ChargeContext:

@@ -161,7 +161,7 @@ def explain_row(
         unds,
         positions,
         model=model.name,
-        version=model.params.version,
+        version=model.version,
         valuation_time=iso_z(market.valuation_time),
         source=market.source,
         notes=notes,

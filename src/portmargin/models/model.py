@@ -69,8 +69,13 @@ class MarginModel:
 
     @property
     def version(self) -> str:
-        """The parameters' version."""
-        return self.params.version
+        """The parameters' version, ``+ overrides(file, ...)`` when override files applied."""
+        extra = self.params.overrides
+        return (
+            f"{self.params.version} + overrides({', '.join(extra)})"
+            if extra
+            else self.params.version
+        )
 
     @property
     def family(self) -> Literal["portfolio"]:
