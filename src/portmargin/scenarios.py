@@ -8,7 +8,9 @@ differ only where a methodology re-denominates coin P&L, as Deribit's extended t
 plus a look-ahead time (years) by which every expiry is shortened.
 
 The vol shock is applied per instrument and grows for short expiries
-(reference/deribit.md §1.3; Derive PMRM ``_addVolShocks``)::
+(Deribit Portfolio Margin,
+https://support.deribit.com/hc/en-us/articles/25944756247837-Portfolio-Margin ; Derive's
+``derivexyz/v2-core:src/risk-managers/PMRMLib_2.sol`` ``_addVolShocks``)::
 
     scale  = (pivot / max(DTE, floor))^p,  p = short_term_power if DTE < pivot else long_term_power
     up     : σ' = max(σ·(1 + v·up·scale), min_vol_up)          (relative mode)

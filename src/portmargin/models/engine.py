@@ -11,7 +11,9 @@ Margin pools
     Deribit X:PM and Derive's risk-cancelling collateral) or counted at
     ``(1 − haircut)·S`` (``collateral = "haircut"``).
 
-Aggregation (per pool and underlying, reference/deribit.md §1.5–1.6)::
+Aggregation (per pool and underlying; Deribit Portfolio Margin,
+https://support.deribit.com/hc/en-us/articles/25944756247837-Portfolio-Margin , and the
+API changelog of 13 Jan 2026 on ``pre_aggregated_risk_vectors``, https://docs.deribit.com )::
 
     v_j      = Σ_i q_i·w_j·PnL_ij (+ collateral P&L in cross mode)
     agg_j    = min(v_j, 0) + pnl_offset·min(max(v_j, 0), max_offsetable_pnl)
@@ -26,7 +28,7 @@ Components of one (pool, underlying), see :func:`compose`::
 Add-on and minimum charges are per underlying (``CHARGES``, ``[[charges]]``); credits are
 cross-underlying within a pool (``CREDITS``, ``[[credits]]``: SPAN inter-commodity, TIMS
 product groups). Charges marked ``in_maintenance = false`` (and X:PM collateral haircuts)
-are IM-only. Per pool (reference/deribit.md §1.6)::
+are IM-only. Per pool (Deribit: MM = ``mm_factor`` × the risk-matrix margin)::
 
     IM = im_multiplier·Σ_u (risk components) + Σ IM-only add-ons
     MM = mm_multiplier·Σ_u (risk components)
@@ -197,7 +199,7 @@ def aggregate_scenarios(
     r"""Aggregate scenario P&L of one pool and underlying, for many accounts at once.
 
     A pure, element-wise function of ``vec`` (shape ``(n_accounts, n_scen)`` or
-    ``(n_scen,)``), reference/deribit.md §1.5–1.6::
+    ``(n_scen,)``), as in the module docstring::
 
         agg_j = min(v_j, 0) + pnl_offset·min(max(v_j, 0), max_offsetable_pnl / rate)
         extended j with agg_j < 0:  agg_j += min(damp_j, −agg_j)
