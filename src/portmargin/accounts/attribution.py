@@ -12,7 +12,8 @@ For each position ``i`` of a portfolio margined by :meth:`MarginModel.margin`:
     Remove-one marginal margin: ``IM(portfolio) − IM(portfolio without i)`` in USD. Positive
     means the position adds margin; negative means it hedges. Marginals do not sum to IM.
 
-Use :func:`attribute` (``n + 1`` engine calls for ``n`` positions).
+:func:`attribute` margins the ``n`` remove-one books as ``n`` rows of one batch on the
+portfolio's session (the pipeline of ``portmargin batch``), not as ``n`` separate calls.
 """
 
 from __future__ import annotations
@@ -23,7 +24,9 @@ from typing import Any
 from portmargin.accounts._account import margin_usd
 from portmargin.market.snapshot import MarketSnapshot
 from portmargin.models import MarginModel, MarginResult
-from portmargin.portfolio import Portfolio, Position
+from portmargin.models.session import BatchResult
+from portmargin.portfolio import Portfolio
+from portmargin.units import usd_rate
 
 __all__ = ["Attribution", "PositionAttribution", "attribute"]
 
@@ -83,27 +86,32 @@ def attribute(portfolio: Portfolio, market: MarketSnapshot, model: MarginModel) 
     """
     result = model.margin(portfolio, market)
     im, mm, _ = margin_usd(result)
-    net = portfolio.net_positions()
-    canon = {market.instrument(k).name: k for k in net}
+    held: dict[str, float] = {}
+    for name, qty in portfolio.net_positions().items():
+        canonical = market.instrument(name).name
+        held[canonical] = held.get(canonical, 0.0) + qty
+    lines = result.positions
+    session = model.session(market, tuple(held))
+    rows = {
+        str(i): {k: v for k, v in held.items() if k != line.instrument}
+        for i, line in enumerate(lines)
+    }
+    cash = {str(i): dict(portfolio.cash) for i in range(len(lines))}
+    without = session.margin(session.book_from_positions(rows, cash)) if lines else None
     loss: dict[tuple[str, str], float] = {}
     und_of: dict[str, str] = {}
-    for line in result.positions:
+    for line in lines:
         und = market.instrument(line.instrument).underlying
         und_of[line.instrument] = und
         key = (line.currency, und)
         loss[key] = loss.get(key, 0.0) - line.binding_pnl
     out: list[PositionAttribution] = []
-    for line in result.positions:
+    for i, line in enumerate(lines):
         und = und_of[line.instrument]
         total = loss[(line.currency, und)]
         share = -line.binding_pnl / total if total != 0 else 0.0
-        original = canon.get(line.instrument, line.instrument)
-        rest = Portfolio(
-            tuple(Position(k, v) for k, v in net.items() if k != original),
-            portfolio.cash,
-            portfolio.name,
-        )
-        im_wo, mm_wo, _ = margin_usd(model.margin(rest, market))
+        assert without is not None
+        im_wo, mm_wo = _usd_row(without, i, market)
         out.append(
             PositionAttribution(
                 line.instrument,
@@ -117,3 +125,14 @@ def attribute(portfolio: Portfolio, market: MarketSnapshot, model: MarginModel) 
             )
         )
     return Attribution(result, im, mm, tuple(out))
+
+
+def _usd_row(result: BatchResult, row: int, market: MarketSnapshot) -> tuple[float, float]:
+    """``(IM, MM)`` in USD of one row of a batch result, summed in pool order."""
+    im = mm = 0.0
+    for p, pool in enumerate(result.pools):
+        if result.present[row, p]:
+            rate = usd_rate(pool, market)
+            im += float(result.initial_margin[row, p]) * rate
+            mm += float(result.maintenance_margin[row, p]) * rate
+    return im, mm
