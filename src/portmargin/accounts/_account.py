@@ -36,8 +36,7 @@ from portmargin.accounts._policy import (
     worst_status,
 )
 from portmargin.errors import InputError, ParameterError, PortmarginError
-from portmargin.instruments import InstrumentKind
-from portmargin.market.snapshot import MarketSnapshot
+from portmargin.market.snapshot import MarketSnapshot, QuoteSource
 from portmargin.models import MarginModel
 from portmargin.models.result import Excess, MarginResult
 from portmargin.models.session import BatchResult
@@ -356,20 +355,19 @@ def margin_usd(result: MarginResult) -> tuple[float, float, float]:
 
 
 def instrument_known(name: str, market: MarketSnapshot) -> bool:
-    """True if ``market`` lists the instrument (options must be quoted, futures marked)."""
+    """True if ``market`` lists the instrument: a live one whose mark is not interpolated.
+
+    Options must be quoted and futures marked (or have their expiry's forward); an
+    instrument at or past expiry is not tradable (:meth:`MarketSnapshot.quote_source`).
+    """
     try:
         inst = market.instrument(name)
+        if inst.underlying not in market.underlyings:
+            return False
+        source = market.quote_source(inst)
     except PortmarginError:
         return False
-    if inst.underlying not in market.underlyings:
-        return False
-    if inst.kind is InstrumentKind.OPTION:
-        return inst.name in market.option_iv
-    if inst.kind is InstrumentKind.FUTURE:
-        return inst.name in market.futures or any(
-            u == inst.underlying and e == inst.expiry for u, e in market.forwards
-        )
-    return True
+    return source not in (QuoteSource.INTERPOLATED, QuoteSource.SETTLED)
 
 
 _RawPool = tuple[str, float, float, float, float]  # currency, IM, MM, margin equity, worst loss

@@ -129,6 +129,7 @@ def explain_row(
                     qi * mark,
                     qi * float(tab.delta_coin[r]),
                     qi * float(session.weights[c, pr.start + j]),
+                    str(tab.quote_source[r]),
                 )
             )
     haircut = float(np.maximum(q, 0.0) @ session._haircut[cols]) if model.cross else 0.0

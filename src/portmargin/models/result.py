@@ -64,7 +64,12 @@ class ScenarioLine:
 
 @dataclass(frozen=True, slots=True)
 class PositionLine:
-    """A position with its mark value (quantity × multiplier × mark) in its margin currency."""
+    """A position with its mark value (quantity × multiplier × mark) in its margin currency.
+
+    ``quote`` says where the mark comes from (:class:`portmargin.market.QuoteSource`):
+    ``quoted``, ``interpolated`` (from the smile or the carry), ``settled`` (past expiry),
+    ``index`` or ``perpetual``.
+    """
 
     instrument: str
     quantity: float
@@ -72,6 +77,7 @@ class PositionLine:
     mark_value: float
     delta: float
     binding_pnl: float
+    quote: str = "quoted"
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready mapping."""
@@ -82,6 +88,7 @@ class PositionLine:
             "mark_value": self.mark_value,
             "delta": self.delta,
             "binding_scenario_pnl": self.binding_pnl,
+            "quote": self.quote,
         }
 
 

@@ -120,7 +120,9 @@ def composite_delta(ctx: ChargeContext, weights: tuple[float, ...] | None = None
     opt = tab.is_option[rows]
     K = np.where(opt, tab.K[rows], 1.0)[:, None]
     d = black76_delta(F, K, T_after[:, None], tab.sigma[rows][:, None], tab.is_call[rows][:, None])
-    per_point = np.where(opt[:, None], d, 1.0) * tab.multiplier[rows][:, None]
+    # a settled row (past expiry) no longer moves: no delta
+    delta = np.where(opt[:, None], d, 1.0)
+    per_point = np.where(tab.settled[rows][:, None], 0.0, delta) * tab.multiplier[rows][:, None]
     out: FloatArray = per_point @ w
     return out
 
@@ -213,7 +215,7 @@ def short_option_minimum(ctx: ChargeContext) -> FloatArray:
     tab = ctx.risk.table
     p = params_of(ctx.params, ShortOptionMinimumParams).for_key(tab.underlying)
     rows = ctx.rows
-    opt = rows_kind(ctx, InstrumentKind.OPTION)
+    opt = rows_kind(ctx, InstrumentKind.OPTION) & ~ctx.risk.table.settled[ctx.rows]
     calls = np.where(opt & tab.is_call[rows], tab.multiplier[rows], 0.0)
     puts = np.where(opt & ~tab.is_call[rows], tab.multiplier[rows], 0.0)
     q = ctx.quantities

@@ -92,7 +92,7 @@ def minimum_per_contract(ctx: ChargeContext) -> FloatArray:
     """TIMS minimum per option contract (a floor), ``(n_accounts,)`` in the pool currency."""
     tab = ctx.risk.table
     rate = params_of(ctx.params, TimsMinimumParams).for_key(tab.underlying).rate
-    opt = rows_kind(ctx, InstrumentKind.OPTION)
+    opt = rows_kind(ctx, InstrumentKind.OPTION) & ~ctx.risk.table.settled[ctx.rows]
     mult = np.where(opt, tab.multiplier[ctx.rows], 0.0)
     q = ctx.quantities
     gross = abs(q) @ mult
