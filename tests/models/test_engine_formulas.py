@@ -20,8 +20,14 @@ import numpy as np
 import pytest
 
 import portmargin as pm
-from portmargin.models.config import CurrencyParams, load_model_params
-from portmargin.models.engine import Aggregation, compose, pool_requirements
+from portmargin.models.config import CurrencyParams, ModelParams, load_model_params
+from portmargin.models.engine import (
+    Aggregation,
+    PoolInputs,
+    compose,
+    pool_requirements,
+    scanning_risk,
+)
 from portmargin.models.model import MarginModel
 from portmargin.scenarios import ScenarioSet, VolShock
 
@@ -115,3 +121,53 @@ def test_scenario_collateral_counts_the_coin_and_adds_an_im_only_haircut(tmp_pat
     assert r.initial_margin - r.maintenance_margin / 0.8 == pytest.approx(0.2 * s, rel=1e-9)
     # the coin moves with its scenario: a long coin loses S·PR on the −16 % move at least
     assert r.components["scanning_risk"] >= 2.0 * s * PR * (1 - 1e-12)
+
+
+def _inputs(*raws: list[float]) -> PoolInputs:
+    arr = tuple(np.array([r]) for r in raws)
+    k = len(raws)
+    return PoolInputs(
+        "USD",
+        1.0,
+        ("BTC", "ETH")[:k],
+        (None,) * k,
+        arr,
+        arr,
+        np.zeros((1, k)),
+        np.zeros((1, k), dtype=bool),
+    )
+
+
+def _params(measure: str, confidence: float, *, joint: bool) -> ModelParams:
+    base = pm.load_model("span16").params
+    return base.model_copy(
+        update={"risk_measure": measure, "confidence": confidence, "joint_underlyings": joint}
+    )
+
+
+def test_var_and_es_of_five_equally_likely_scenarios_by_hand() -> None:
+    # losses 10, 4, 2, −1 (a gain), 0: at 60 % confidence m = ⌈0.4·5⌉ = 2 tail scenarios
+    pnl = [-10.0, -4.0, -2.0, 1.0, 0.0]
+    es = scanning_risk(_params("es", 0.6, joint=False), _inputs(pnl))
+    var = scanning_risk(_params("var", 0.6, joint=False), _inputs(pnl))
+    assert es[0, 0] == pytest.approx((10.0 + 4.0) / 2)
+    assert var[0, 0] == pytest.approx(4.0)
+    # at 80 %, m = 1: both are the worst loss
+    assert scanning_risk(_params("es", 0.8, joint=False), _inputs(pnl))[0, 0] == 10.0
+
+
+def test_joint_es_diversifies_and_euler_contributions_add_up() -> None:
+    btc = [-10.0, 5.0, -1.0, 2.0, 0.0]
+    eth = [6.0, -8.0, -1.0, 0.0, -3.0]  # sum: −4, −3, −2, 2, −3
+    joint = scanning_risk(_params("es", 0.6, joint=True), _inputs(btc, eth))
+    # tail of the sum (m = 2): scenario 0 (−4), then the first of the −3s in stable order (1)
+    assert joint[0] == pytest.approx([-(-10.0 + 5.0) / 2, -(6.0 - 8.0) / 2])
+    assert joint[0].sum() == pytest.approx((4.0 + 3.0) / 2)  # the ES of the summed P&L
+    separate = scanning_risk(_params("es", 0.6, joint=False), _inputs(btc, eth))
+    assert separate[0] == pytest.approx([(10.0 + 1.0) / 2, (8.0 + 3.0) / 2])
+    assert joint[0].sum() < separate[0].sum()
+
+
+def test_joint_measure_of_a_book_without_tail_loss_is_zero() -> None:
+    out = scanning_risk(_params("es", 0.6, joint=True), _inputs([1.0, 2.0, 3.0], [-0.5, 0.0, 1.0]))
+    assert out[0] == pytest.approx([0.0, 0.0])

@@ -547,6 +547,14 @@ class ModelParams(_Strict):
     collateral: Literal["scenario", "haircut"] = "scenario"
     im_multiplier: float = _num(1.0, gt=0.0, le=100.0)
     mm_multiplier: float = _num(1.0, gt=0.0, le=100.0)
+    risk_measure: Literal["worst", "var", "es"] = "worst"
+    """How scenario losses become scanning risk: the worst scenario (SPAN, Deribit), or the
+    value at risk / expected shortfall at ``confidence`` (historical and Monte Carlo sets)."""
+    confidence: float = _num(0.99, ge=0.5, lt=1.0)
+    joint_underlyings: bool = Field(default=False, strict=True)
+    """Measure a pool's underlyings on their summed scenario P&L (aligned scenario sets:
+    scenario ``j`` is the same day for every underlying), allocated back per underlying by
+    Euler contributions; otherwise each (pool, underlying) is measured on its own."""
     underlyings: dict[TableName, UnderlyingParams] = {}
     currencies: dict[TableName, CurrencyParams] = {}
     charges: tuple[ChargeSpec, ...] = Field(default=(), max_length=50)

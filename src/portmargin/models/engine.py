@@ -75,6 +75,7 @@ __all__ = [
     "option_value_per_unit",
     "pool_components",
     "pool_requirements",
+    "scanning_risk",
 ]
 
 _NO_PARAMS = ChargeParams(kind="scanning_risk")
@@ -370,9 +371,7 @@ def pool_components(
     if it binds somewhere (and is exactly 0 where it does not).
     """
     n, k = inputs.option_value.shape
-    scanning = np.zeros((n, k))
-    for u, agg in enumerate(inputs.scenario_pnl):
-        scanning[:, u] = np.maximum(-np.min(agg, axis=1), 0.0)
+    scanning = scanning_risk(params, inputs)
     addons: dict[str, FloatArray] = {}
     minimums: dict[str, FloatArray] = {}
     for cp in params.charges:
@@ -407,6 +406,60 @@ def pool_components(
     if over.any():
         comps[LONG_OPTION_CAP] = np.where(over, cap - total, 0.0)
     return comps
+
+
+def scanning_risk(params: ModelParams, inputs: PoolInputs) -> FloatArray:
+    r"""Scanning risk of each (pool, underlying) pair, shape ``(n_accounts, k)``.
+
+    ``risk_measure = "worst"`` (SPAN, Deribit, TIMS): ``max(−min_j agg_j, 0)`` on the
+    aggregated P&L of each pair.
+
+    ``"var"`` / ``"es"`` at confidence ``α`` over ``n`` equally likely scenarios (historical
+    or Monte Carlo sets), on the raw P&L (gains offset losses within a scenario), with
+    ``m = ⌈(1 − α)·n⌉`` tail scenarios (the empirical estimators of McNeil, Frey & Embrechts,
+    *Quantitative Risk Management*, 2015, §2.2)::
+
+        VaR_α = the m-th largest loss          ES_α = mean of the m largest losses
+
+    With ``joint_underlyings`` the pool's pairs are measured on their sum
+    ``V_j = Σ_k v_kj`` (aligned sets: scenario ``j`` is one day for every underlying) and
+    the result is allocated by Euler contributions (Tasche, "Risk contributions and
+    performance measurement", 1999): the tail ``T`` is chosen on ``V`` and pair ``k``
+    contributes ``−mean_{j∈T} v_kj`` (ES) or ``−v_{k,j*}`` at the VaR scenario ``j*``, so
+    the contributions add up to the pool's measure; a pool with no loss in its tail needs
+    nothing (every contribution 0). Otherwise each pair is measured on its own, floored at 0.
+    """
+    n, k = inputs.option_value.shape
+    out = np.zeros((n, k))
+    if params.risk_measure == "worst":
+        for u, agg in enumerate(inputs.scenario_pnl):
+            out[:, u] = np.maximum(-np.min(agg, axis=1), 0.0)
+        return out
+    es = params.risk_measure == "es"
+    raws = inputs.raw_pnl
+    lengths = {r.shape[1] for r in raws}
+    if params.joint_underlyings and k > 1 and len(lengths) == 1:
+        total = np.sum(np.stack(raws), axis=0)  # (n, s)
+        tail = _tail(total, params.confidence, es=es)  # (n, m) scenario indices
+        rows = np.arange(n)[:, None]
+        for u, raw in enumerate(raws):
+            out[:, u] = -np.mean(raw[rows, tail], axis=1)
+        loss = out.sum(axis=1)
+        out[loss <= 0.0] = 0.0
+        return out
+    for u, raw in enumerate(raws):
+        tail = _tail(raw, params.confidence, es=es)
+        out[:, u] = np.maximum(-np.mean(raw[np.arange(n)[:, None], tail], axis=1), 0.0)
+    return out
+
+
+def _tail(pnl: FloatArray, confidence: float, *, es: bool) -> IntArray:
+    """Indices of the tail scenarios of each row: the ``m`` worst (ES) or the m-th (VaR)."""
+    s = pnl.shape[1]
+    m = max(1, int(np.ceil((1.0 - confidence) * s - 1e-9)))
+    order = np.argsort(pnl, axis=1, kind="stable")
+    out: IntArray = order[:, :m] if es else order[:, m - 1 : m]
+    return out
 
 
 def im_only_kinds(params: ModelParams) -> frozenset[str]:
