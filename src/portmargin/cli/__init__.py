@@ -1,14 +1,23 @@
 """The ``portmargin`` command line (typer + rich).
 
-Every command prints one clear line and exits non-zero on bad input; ``--debug`` shows the
-traceback instead.
+A user error (a :class:`~portmargin.errors.PortmarginError`: bad file, field, parameter or
+database) is one line on stderr and exit code 2; ``--debug`` shows its traceback. Anything
+else is a bug and shows its traceback as Python does. File-system errors on the user's
+paths become :class:`~portmargin.errors.InputError` where the file is opened.
+
+The command modules import only typer, rich and this package's light modules at import
+time; each command imports the engine in its body, so ``portmargin --help`` and
+``portmargin --version`` start without NumPy, SciPy, SQLAlchemy, matplotlib or pyarrow.
 """
 
 from __future__ import annotations
 
+import re
 import sys
+from typing import Annotated
 
 import typer
+from rich.markup import escape
 
 from portmargin.cli import _accounts, _batch, _demo, _margin, _models, _monitor, _rules, _whatif
 from portmargin.cli._common import err_console
@@ -25,12 +34,26 @@ app = typer.Typer(
 )
 
 
+def _print_version(value: bool) -> None:
+    if value:
+        from portmargin import __version__
+
+        print(f"portmargin {__version__}")
+        raise typer.Exit()
+
+
 @app.callback()
 def _root(
-    debug: bool = typer.Option(False, "--debug", help="Show tracebacks on errors."),
+    debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks on errors.")] = False,
+    version: Annotated[
+        bool,
+        typer.Option(
+            "--version", help="Print the version and exit.", is_eager=True, callback=_print_version
+        ),
+    ] = False,
 ) -> None:
     """Portfolio margin and rules-based margin for crypto derivatives."""
-    del debug
+    del debug, version
 
 
 _demo.register(app)
@@ -42,12 +65,21 @@ _whatif.register(app)
 _monitor.register(app)
 _accounts.register(app)
 
+# A NumPy scalar's repr (``np.float64(0.5)``) is noise in a message meant for a person.
+_NUMPY_REPR = re.compile(r"np\.(?:float|int|bool_?)\d*\(([^()]*)\)")
+
+
+def user_message(exc: PortmarginError) -> str:
+    """The one line printed for a user error: the message, NumPy scalar reprs unwrapped."""
+    return " ".join(_NUMPY_REPR.sub(r"\1", str(exc)).split())
+
 
 def main(argv: list[str] | None = None) -> int:
-    """Entry point: run the CLI, turning expected errors into one line and exit code 2.
+    """Entry point: run the CLI; a user error is one line on stderr and exit code 2.
 
     Usage errors are reported by typer itself (exit code 2); a :class:`PortmarginError`
-    (bad file, field or parameter) prints one line; ``--debug`` re-raises with a traceback.
+    prints one line (``--debug`` re-raises it with its traceback). Other exceptions are not
+    caught: they are bugs, and their traceback is what a report needs.
     """
     args = list(sys.argv[1:] if argv is None else argv)
     debug = "--debug" in args
@@ -59,13 +91,13 @@ def main(argv: list[str] | None = None) -> int:
     except PortmarginError as exc:
         if debug:
             raise
-        err_console.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
+        err_console.print(
+            f"[bold red]error:[/] {escape(user_message(exc))}",
+            markup=True,
+            highlight=False,
+            soft_wrap=True,
+        )
         return 2
-    except (OSError, ValueError) as exc:
-        if debug:
-            raise
-        err_console.print(f"[bold red]error:[/] {exc.__class__.__name__}: {exc}", highlight=False)
-        return 1
     return 0
 
 

@@ -4,14 +4,15 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from portmargin.accounts import Account, load_accounts
-from portmargin.cli._common import console, print_json
+from portmargin.cli._common import DEFAULT_DB_URL, DbOpt, console, print_json
 from portmargin.errors import InputError, PortmarginError
-from portmargin.instruments import parse_instrument
-from portmargin.storage import DEFAULT_DB_URL, MONITOR_LEASE, open_store
+
+if TYPE_CHECKING:
+    from portmargin.accounts import Account
 
 __all__ = ["check_instruments", "register"]
 
@@ -27,6 +28,8 @@ def check_instruments(accounts: Sequence[Account], source: str) -> None:
     InputError
         ``source: accounts.I: account ID: positions: instrument ...: reason``.
     """
+    from portmargin.instruments import parse_instrument
+
     for i, a in enumerate(accounts):
         for name in a.positions:
             try:
@@ -44,11 +47,16 @@ def register(app: typer.Typer) -> None:
     @group.command("load")
     def load_cmd(
         ctx: typer.Context,
-        file: Path = typer.Argument(..., help="Accounts JSON file."),
-        db: str = typer.Option(DEFAULT_DB_URL, "--db", help="Database URL."),
-        replace: bool = typer.Option(False, "--replace", help="Overwrite existing accounts."),
+        file: Annotated[Path, typer.Argument(help="Accounts JSON file.", show_default=False)],
+        db: DbOpt = DEFAULT_DB_URL,
+        replace: Annotated[
+            bool, typer.Option("--replace", help="Overwrite existing accounts.")
+        ] = False,
     ) -> None:
         """Store the accounts of FILE (migrating the database first)."""
+        from portmargin.accounts import load_accounts
+        from portmargin.storage import MONITOR_LEASE, open_store
+
         accounts, _ = load_accounts(file)
         check_instruments(accounts, str(file))
         store = ctx.with_resource(open_store(db))  # closed when the command ends
@@ -59,10 +67,12 @@ def register(app: typer.Typer) -> None:
     @group.command("show")
     def show_cmd(
         ctx: typer.Context,
-        account_id: str = typer.Argument(..., help="Account id."),
-        db: str = typer.Option(DEFAULT_DB_URL, "--db", help="Database URL."),
+        account_id: Annotated[str, typer.Argument(help="Account id.", show_default=False)],
+        db: DbOpt = DEFAULT_DB_URL,
     ) -> None:
         """Print an account's balances, positions, status and latest margin snapshot (JSON)."""
+        from portmargin.storage import open_store
+
         store = ctx.with_resource(open_store(db, create=False))  # refuses a mistyped path
         found = [a for a in store.load_accounts() if a.account_id == account_id]
         if not found:

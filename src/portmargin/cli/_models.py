@@ -8,21 +8,30 @@ is listed with its reason instead of figures.
 
 from __future__ import annotations
 
-from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import typer
 from rich.markup import escape
 from rich.table import Table
 
-from portmargin.cli._common import OutputFormat, console, fmt_amount, get_market, print_json
+from portmargin.cli._common import (
+    FormatOpt,
+    MarketOpt,
+    OutputFormat,
+    PortfolioArg,
+    console,
+    fmt_amount,
+    get_market,
+    get_portfolio,
+    print_json,
+    resolve_book,
+)
 from portmargin.errors import PortmarginError
-from portmargin.io import load_portfolio
-from portmargin.market import MarketSnapshot
-from portmargin.methods import available_methods, load_method
-from portmargin.models import MarginResult
-from portmargin.portfolio import Portfolio
-from portmargin.units import usd_totals
+
+if TYPE_CHECKING:
+    from portmargin.market import MarketSnapshot
+    from portmargin.models import MarginResult
+    from portmargin.portfolio import Portfolio
 
 __all__ = ["compare_models", "register"]
 
@@ -31,6 +40,8 @@ def compare_models(
     book: Portfolio, market: MarketSnapshot
 ) -> list[tuple[str, str, MarginResult | str]]:
     """``(method, family, result or the one-line reason it could not margin the book)``."""
+    from portmargin.methods import available_methods, load_method
+
     out: list[tuple[str, str, MarginResult | str]] = []
     for info in available_methods():
         try:
@@ -41,6 +52,8 @@ def compare_models(
 
 
 def _row(family: str, result: MarginResult) -> dict[str, Any]:
+    from portmargin.units import usd_totals
+
     w = result.worst_scenario
     im_usd, mm_usd, _ = usd_totals(result.by_currency)
     return {
@@ -65,15 +78,17 @@ def register(app: typer.Typer) -> None:
 
     @app.command("models")
     def models_cmd(
-        portfolio: Path = typer.Argument(..., help="Portfolio file (.json, .yaml or .csv)."),
-        market: Path | None = typer.Option(
-            None, "--market", help="Market file (JSON or Deribit CSV); default: demo market."
-        ),
-        fmt: OutputFormat = typer.Option(OutputFormat.table, "--format", help="table or json."),
+        portfolio: PortfolioArg,
+        market: MarketOpt = None,
+        fmt: FormatOpt = OutputFormat.table,
     ) -> None:
         """Margin one portfolio under every method, side by side (models, rules, Derive)."""
+        from portmargin.models import MarginResult
+        from portmargin.units import usd_totals
+
         snap = get_market(market)
-        book = load_portfolio(portfolio)
+        book = get_portfolio(portfolio)
+        resolve_book(book, snap, where=str(portfolio))
         entries = compare_models(book, snap)
         done = [(name, fam, r) for name, fam, r in entries if isinstance(r, MarginResult)]
         refused = [(name, fam, r) for name, fam, r in entries if isinstance(r, str)]

@@ -3,33 +3,56 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.table import Table
 
 from portmargin.cli._common import (
+    CrossOpt,
+    FormatOpt,
+    MarketOpt,
+    MinEquityOpt,
+    ModelOpt,
     OutputFormat,
+    ParamsOpt,
+    PmApprovedOpt,
+    PortfolioArg,
+    StrictQuotesOpt,
     console,
     fmt_amount,
     get_market,
     get_portfolio,
     print_json,
+    refuse_interpolated,
+    resolve_book,
 )
-from portmargin.compare import DEFAULT_MIN_EQUITY_USD, Comparison, compare
-from portmargin.market import MarketSnapshot
-from portmargin.methods import RulesMethod
-from portmargin.rules import RulesResult, load_rule_set
-from portmargin.units import iso_z
 
-__all__ = ["register", "render_comparison", "rules_json"]
+if TYPE_CHECKING:
+    from portmargin.compare import Comparison
+    from portmargin.market import MarketSnapshot
+    from portmargin.rules import RulesResult
+
+__all__ = ["compare_json", "register", "render_comparison", "rules_json"]
+
+_DEFAULT_MIN_EQUITY = 100_000.0  # portmargin.compare.DEFAULT_MIN_EQUITY_USD (a test pins it)
 
 
 def rules_json(r: RulesResult, market: MarketSnapshot) -> dict[str, object]:
     """``portmargin rules --format json``: the margin contract's top-level fields + strategies."""
+    from portmargin.units import iso_z
+
     doc = r.to_dict()
     doc["model"] = r.rule_set
     doc["valuation_time"] = iso_z(market.valuation_time)
     doc["market"] = market.source
+    return doc
+
+
+def compare_json(c: Comparison) -> dict[str, Any]:
+    """``portmargin compare --format json``: the comparison, its gate's equity test spelled out."""
+    doc = c.to_dict()
+    doc["qualification"]["equity_test"] = c.equity_after_haircuts_usd >= c.min_equity_usd
     return doc
 
 
@@ -81,7 +104,7 @@ def render_comparison(c: Comparison, title: str) -> None:
         "method",
         "initial (USD)",
         "maint. (USD)",
-        "freed vs previous",
+        "freed vs previous (USD)",
         "freed %",
     ):
         t.add_column(col, justify="left" if col in ("regime", "method") else "right")
@@ -96,14 +119,14 @@ def render_comparison(c: Comparison, title: str) -> None:
         prev = im
     console.print(t)
     console.print(f"  efficiency gain (1 − portfolio/strategy): [bold]{c.efficiency_gain:.1%}[/]")
-    if not c.qualified:
-        why = (
-            "the book is not approved for portfolio margin"
-            if not c.approved
-            else f"equity after haircuts {c.equity_after_haircuts_usd:,.0f} USD is below the "
-            f"portfolio-margin gate ({c.min_equity_usd:,.0f} USD)"
-        )
-        console.print(f"  [yellow]{why}: this account is margined under strategy rules[/]")
+    approved = "approved" if c.approved else "[yellow]not approved[/]"
+    test = ">=" if c.equity_after_haircuts_usd >= c.min_equity_usd else "[yellow]<[/]"
+    regime = "portfolio margin" if c.qualified else "strategy rules"
+    console.print(
+        f"  gate: {approved} for portfolio margin; equity after haircuts "
+        f"{c.equity_after_haircuts_usd:,.2f} USD {test} {c.min_equity_usd:,.2f} USD minimum "
+        f"-> margined under {regime}"
+    )
 
 
 def register(app: typer.Typer) -> None:
@@ -111,18 +134,26 @@ def register(app: typer.Typer) -> None:
 
     @app.command("rules")
     def rules_cmd(
-        portfolio: Path = typer.Argument(..., help="Portfolio file (.json, .yaml or .csv)."),
-        market: Path | None = typer.Option(
-            None, "--market", help="Market file; default: demo market."
-        ),
-        rules: str = typer.Option(
-            "strategy", "--rules", help="deribit-standard, strategy, cboe or a TOML path."
-        ),
-        fmt: OutputFormat = typer.Option(OutputFormat.table, "--format", help="table or json."),
+        portfolio: PortfolioArg,
+        market: MarketOpt = None,
+        rules: Annotated[
+            str,
+            typer.Option(
+                "--rules", help="deribit-standard, strategy, cboe or a rule-set TOML path."
+            ),
+        ] = "strategy",
+        strict_quotes: StrictQuotesOpt = False,
+        fmt: FormatOpt = OutputFormat.table,
     ) -> None:
         """Rules-based margin with the optimal strategy decomposition."""
+        from portmargin.methods import RulesMethod
+        from portmargin.rules import load_rule_set
+
         snap = get_market(market)
         book = get_portfolio(portfolio)
+        quotes = resolve_book(book, snap, where=str(portfolio))
+        if strict_quotes:
+            refuse_interpolated(quotes, snap)
         result = RulesMethod(load_rule_set(rules)).rules(book, snap)
         if fmt is OutputFormat.json:
             print_json(rules_json(result, snap))
@@ -131,29 +162,37 @@ def register(app: typer.Typer) -> None:
 
     @app.command("compare")
     def compare_cmd(
-        portfolio: Path = typer.Argument(..., help="Portfolio file (.json, .yaml or .csv)."),
-        market: Path | None = typer.Option(
-            None, "--market", help="Market file; default: demo market."
-        ),
-        model: str = typer.Option("deribit", "--model", help="Portfolio-margin model."),
-        min_equity: float = typer.Option(
-            DEFAULT_MIN_EQUITY_USD,
-            "--min-equity",
-            help="Portfolio-margin qualification gate (USD equity).",
-        ),
-        fmt: OutputFormat = typer.Option(OutputFormat.table, "--format", help="table or json."),
-        plot: Path | None = typer.Option(None, "--plot", help="Write a chart (.png or .html)."),
+        portfolio: PortfolioArg,
+        market: MarketOpt = None,
+        model: ModelOpt = "deribit",
+        params: ParamsOpt = None,
+        cross: CrossOpt = False,
+        min_equity: MinEquityOpt = _DEFAULT_MIN_EQUITY,
+        pm_approved: PmApprovedOpt = True,
+        strict_quotes: StrictQuotesOpt = False,
+        fmt: FormatOpt = OutputFormat.table,
+        plot: Annotated[
+            Path | None,
+            typer.Option("--plot", help="Write a chart (.png or .html).", show_default=False),
+        ] = None,
     ) -> None:
-        """Standard per-leg vs strategy-optimal vs portfolio margin, side by side."""
+        """Standard per-leg vs strategy-optimal vs portfolio margin, and the gate that decides."""
+        from portmargin.compare import compare
+        from portmargin.methods import load_method
+
         snap = get_market(market)
         book = get_portfolio(portfolio)
-        c = compare(book, snap, model=model, min_equity_usd=min_equity)
+        quotes = resolve_book(book, snap, where=str(portfolio))
+        if strict_quotes:
+            refuse_interpolated(quotes, snap)
+        method = load_method(model, params_file=params, cross=True if cross else None)
+        c = compare(book, snap, model=method, min_equity_usd=min_equity, approved=pm_approved)
         if plot is not None:
             from portmargin.plots import comparison_chart
 
             comparison_chart(c, plot, title=book.name)
         if fmt is OutputFormat.json:
-            print_json(c.to_dict())
+            print_json(compare_json(c))
         else:
             render_comparison(c, f"{book.name}: three regimes on {snap.source}")
             if plot is not None:
