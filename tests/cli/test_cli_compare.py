@@ -89,8 +89,10 @@ def test_bad_plot_extension(tmp_path: Path, capsys: pytest.CaptureFixture[str]) 
     assert ".png or .html" in capsys.readouterr().err
 
 
-def test_demo_prints_the_seed_tables(capsys: pytest.CaptureFixture[str]) -> None:
+def test_demo_prints_the_strategy_and_book_tables(capsys: pytest.CaptureFixture[str]) -> None:
+    # The demo speaks to a risk manager: the tables say what they show, not where they came from.
     assert main(["demo"]) == 0
     out = capsys.readouterr().out
-    assert "Seed table 1" in out
-    assert "Seed table 2" in out
+    assert "Four strategies on BTC at 70,000" in out
+    assert "Five-line BTC/ETH book" in out
+    assert "seed" not in out.replace("docs/seed-comparison.md", "").lower()

@@ -1,87 +1,122 @@
-"""``portmargin demo``: the seed document's two tables, recomputed on the demo market."""
+"""``portmargin demo``: classic option strategies margined on the built-in demo market.
+
+For a risk manager: what each strategy needs under the venue's per-leg rules, strategy
+rules and portfolio margin, on coin-settled (inverse) and on USDC-settled (linear) options,
+beside the figures commonly quoted for them; then a five-line BTC/ETH book position by
+position, and every book under three portfolio-margin models. ``docs/seed-comparison.md``
+explains each difference.
+"""
 
 from __future__ import annotations
 
+import textwrap
+from typing import TYPE_CHECKING
+
 import typer
+from rich import box
 from rich.table import Table
 
-from portmargin.cli._common import console, fmt_amount
-from portmargin.compare import Comparison, compare
-from portmargin.examples import seed_portfolios
-from portmargin.margin import margin
-from portmargin.market import MarketSnapshot, demo_market
-from portmargin.models import MarginModel, load_model
+from portmargin.cli._common import console
+
+if TYPE_CHECKING:
+    from portmargin.compare import Comparison
+    from portmargin.market import MarketSnapshot
+    from portmargin.models import MarginResult
+    from portmargin.portfolio import Portfolio
 
 __all__ = ["register"]
 
-# The seed's illustrative figures (../shared/seed/), quoted for comparison only.
-_SEED_TABLE_1 = {
-    "short_put_spread": ("$1,000 (max loss)", "~$300-500", "50-70 %"),
-    "iron_condor": ("$1,000 (width)", "~$250-450", "55-75 %"),
-    "long_calendar": ("debit + short-leg margin", "net debit", "often > 80 %"),
-    "hedged_straddle": ("naked options + futures", "dramatically reduced", "up to 90 %"),
+# Figures commonly quoted for these strategies (illustrative, from an article on portfolio
+# margin; docs/seed-comparison.md), shown for comparison only.
+_QUOTED = {
+    "short_put_spread": ("1,000 (max loss)", "~300-500", "50-70 %"),
+    "iron_condor": ("1,000 (width)", "~250-450", "55-75 %"),
+    "long_calendar": ("debit + short leg", "net debit", "often > 80 %"),
+    "hedged_straddle": ("naked legs + futures", "much lower", "up to 90 %"),
 }
 
+_COIN_VS_USDC = (
+    "Why coin and USDC differ: a coin-settled put pays (K - S)/S BTC, so a put spread's loss "
+    "in BTC grows without bound as BTC falls and strategy rules cannot treat it as limited "
+    "to its 1,000 USD width; a USDC-settled put pays K - S dollars, and there the spread's "
+    "maximum loss is the 1,000 USD the strategy rules charge (before the premium received)."
+)
 
-def _usd(market: MarketSnapshot, currency: str, amount: float) -> float:
-    return amount * (market.index_price(currency) if currency in market.underlyings else 1.0)
+
+def _usd(result: MarginResult) -> tuple[float, float, float]:
+    from portmargin.units import usd_totals
+
+    return usd_totals(result.by_currency)
 
 
-def _table_one(market: MarketSnapshot, comps: dict[str, Comparison], span: MarginModel) -> None:
+def _net_credit_usd(result: MarginResult) -> float:
+    """Premium received minus premium paid, USD: minus the options' mark value."""
+    rates = {p.currency: p.usd_rate for p in result.by_currency}
+    return -sum(p.mark_value * rates.get(p.currency, 1.0) for p in result.positions)
+
+
+def _strategy_table(
+    rows: list[tuple[str, str, Comparison, MarginResult]],
+) -> Table:
     t = Table(
-        title="Seed table 1 - strategies on BTC at 70,000: initial margin in USD (net of premium)",
+        title="Four strategies on BTC at 70,000: initial margin, USD, net of the premium received",
         title_justify="left",
         header_style="bold",
+        box=box.SIMPLE_HEAD,
     )
-    for col in (
-        "strategy",
-        "seed: rules",
-        "seed: PM",
-        "standard per-leg",
-        "strategy optimal",
-        "PM deribit",
-        "PM span16",
-        "gain vs strategy",
-        "seed: gain",
-    ):
-        t.add_column(
-            col,
-            justify="left"
-            if col in ("strategy", "seed: rules", "seed: PM", "seed: gain")
-            else "right",
-        )
-    for title, book in seed_portfolios()[:4]:
-        c = comps[book.name]
-        s16 = margin(book, market, span)
-        seed = _SEED_TABLE_1[book.name]
+    t.add_column("strategy", no_wrap=True)
+    t.add_column("settled in", no_wrap=True)
+    for col in ("rules before premium", "strategy rules", "PM deribit", "PM span16", "PM saving"):
+        t.add_column(col, justify="right")
+    for label, settled, c, s16 in rows:
+        gross = c.strategy.initial_margin_usd + _net_credit_usd(c.portfolio_result)
         t.add_row(
-            title.split(" (")[0],
-            seed[0],
-            seed[1],
-            f"{c.standard.initial_margin_usd:,.0f}",
+            label,
+            settled,
+            f"{gross:,.0f}",
             f"{c.strategy.initial_margin_usd:,.0f}",
             f"{c.portfolio.initial_margin_usd:,.0f}",
-            f"{_usd(market, s16.currency, s16.initial_margin):,.0f}",
+            f"{_usd(s16)[0]:,.0f}",
             f"{c.efficiency_gain:.0%}",
-            seed[2],
         )
-    console.print(t)
+    return t
 
 
-def _table_two(market: MarketSnapshot, c: Comparison) -> None:
-    title, book = seed_portfolios()[4]
-    t = Table(title=f"Seed table 2 - {title}: USD", title_justify="left", header_style="bold")
+def _quoted_table() -> Table:
+    t = Table(
+        title="The same strategies as commonly quoted (illustrative figures, USD)",
+        title_justify="left",
+        header_style="bold",
+        box=box.SIMPLE_HEAD,
+    )
+    for col in ("strategy", "rules-based", "portfolio margin", "saving"):
+        t.add_column(col)
+    names = {
+        "short_put_spread": "short put spread",
+        "iron_condor": "iron condor",
+        "long_calendar": "long calendar",
+        "hedged_straddle": "hedged short straddle",
+    }
+    for key, (rules, pm, gain) in _QUOTED.items():
+        t.add_row(names[key], rules, pm, gain)
+    return t
+
+
+def _five_line_table(market: MarketSnapshot, title: str, book: Portfolio, c: Comparison) -> Table:
+    from portmargin.units import usd_rate
+
+    t = Table(title=f"{title}: USD", title_justify="left", header_style="bold", box=box.SIMPLE_HEAD)
     for col in (
         "position",
         "qty",
         "notional",
-        "standard per-leg IM",
+        "per-leg IM",
         "strategy group",
-        "PM: P&L in binding scenario",
+        "PM: P&L if binding",
     ):
         t.add_column(col, justify="left" if col in ("position", "strategy group") else "right")
     per_leg = {
-        g.legs[0][0]: _usd(market, g.currency, g.initial_margin)
+        g.legs[0][0]: g.initial_margin * usd_rate(g.currency, market)
         for g in c.standard_result.strategies
         if len(g.legs) == 1
     }
@@ -90,12 +125,13 @@ def _table_two(market: MarketSnapshot, c: Comparison) -> None:
         for name, _ in g.legs:
             group_of.setdefault(name, g.kind)
     pm = c.portfolio_result
-    pnl = {p.instrument: _usd(market, p.currency, p.binding_pnl) for p in pm.positions}
+    rates = {p.currency: p.usd_rate for p in pm.by_currency}
+    pnl = {p.instrument: p.binding_pnl * rates.get(p.currency, 1.0) for p in pm.positions}
     for ccy, amount in book.cash.items():
         t.add_row(
-            f"{ccy} spot (cash)",
-            f"{amount:g}",
-            f"{_usd(market, ccy, amount):,.0f}",
+            f"{ccy} held (cash)",
+            f"{amount:.8g}",
+            f"{amount * usd_rate(ccy, market):,.0f}",
             "collateral",
             group_of.get(f"{ccy} balance", "collateral"),
             "-",
@@ -111,19 +147,50 @@ def _table_two(market: MarketSnapshot, c: Comparison) -> None:
             group_of.get(name, "-"),
             f"{pnl.get(name, 0.0):,.0f}",
         )
+    t.add_section()
     t.add_row(
-        "[bold]total[/]",
+        "[bold]total initial margin[/]",
         "",
         "",
         f"[bold]{c.standard.initial_margin_usd:,.0f}[/]",
-        f"[bold]{c.strategy.initial_margin_usd:,.0f}[/] (optimal pairing)",
-        f"[bold]{c.portfolio.initial_margin_usd:,.0f}[/] (IM, {pm.model})",
+        f"[bold]{c.strategy.initial_margin_usd:,.0f}[/] (optimal)",
+        f"[bold]{c.portfolio.initial_margin_usd:,.0f}[/] (PM {pm.model})",
     )
-    console.print(t)
-    console.print("  seed (illustrative): rules-based ~$9,600, portfolio ~$2,200, gain > 75 %")
-    console.print(
-        f"  engine: strategy-optimal {c.strategy.initial_margin_usd:,.0f}, portfolio {c.portfolio.initial_margin_usd:,.0f}, gain {c.efficiency_gain:.0%}"
+    return t
+
+
+def _models_table(
+    market: MarketSnapshot, books: list[tuple[str, Portfolio]], models: list[tuple[str, object]]
+) -> Table:
+    from portmargin.cli._margin import pool_views
+    from portmargin.margin import margin
+    from portmargin.methods import Method
+
+    t = Table(
+        title="Every book under three portfolio-margin models: initial margin, USD",
+        title_justify="left",
+        header_style="bold",
+        box=box.SIMPLE_HEAD,
     )
+    t.add_column("book", no_wrap=True)
+    for label, _ in models:
+        t.add_column(label, justify="right")
+    t.add_column("equity", justify="right")
+    t.add_column("status")
+    for _, book in books:
+        cells = []
+        status = equity = ""
+        for i, (_, mdl) in enumerate(models):
+            assert isinstance(mdl, Method)
+            r = margin(book, market, mdl)
+            im, _, eq = _usd(r)
+            cells.append(f"{im:,.0f}")
+            if i == 0:
+                equity = f"{eq:,.0f}"
+                worst = {v.status for v in pool_views(r)}
+                status = next((s for s in ("liquidation", "margin_call") if s in worst), "healthy")
+        t.add_row(book.name, *cells, equity, status)
+    return t
 
 
 def register(app: typer.Typer) -> None:
@@ -131,54 +198,62 @@ def register(app: typer.Typer) -> None:
 
     @app.command("demo")
     def demo_cmd() -> None:
-        """The seed document's example portfolios, margined on the built-in demo market."""
+        """Classic option strategies and a BTC/ETH book, margined on the demo market."""
+        from portmargin.compare import compare
+        from portmargin.examples import example_portfolios, linear_portfolios
+        from portmargin.margin import margin
+        from portmargin.market import demo_market
+        from portmargin.models import load_model
+
         snap = demo_market()
         console.print(
-            "[bold]portmargin demo[/] - demo market BTC 70,000 / ETH 3,500 USD, "
-            f"valuation {snap.valuation_time:%Y-%m-%d %H:%M} UTC, Deribit-style inverse options\n"
-            "Requirements are net of the positions' mark-to-market (excess = equity − requirement), "
-            "so they compare like with like; docs/seed-comparison.md explains every difference "
-            "from the seed's illustrative numbers. Each book is assumed to qualify for portfolio margin.\n"
+            "[bold]portmargin demo[/]: BTC 70,000 and ETH 3,500 USD at "
+            f"{snap.valuation_time:%Y-%m-%d %H:%M} UTC.\n"
+            "Options expire 27MAR26 (30 days) and 24APR26 (58 days).\n"
+            "Requirements are net of the premium already in the account "
+            "(excess = equity - requirement).\n"
+            "Each book holds the premium it received and is assumed approved for portfolio "
+            "margin.\nUSDC-settled options are valued on the BTC smile of the coin-settled "
+            "ones.\n",
+            soft_wrap=False,
         )
-        models = [load_model("deribit"), load_model("deribit", cross=True), load_model("span16")]
+        deribit, cross, span16 = (
+            load_model("deribit"),
+            load_model("deribit", cross=True),
+            load_model("span16"),
+        )
+        inverse = example_portfolios()
+        linear = linear_portfolios()
         comps = {
-            book.name: compare(book, snap, model=models[0], min_equity_usd=0.0)
-            for _, book in seed_portfolios()
+            book.name: compare(book, snap, model=deribit, min_equity_usd=0.0)
+            for _, book in inverse + linear
         }
-        _table_one(snap, comps, models[2])
+        rows = []
+        for (title, inv), (_, lin) in zip(inverse[:4], linear, strict=True):
+            label = title.split(" (")[0].replace("Short straddle", "Hedged straddle")
+            rows.append((label, "BTC (coin)", comps[inv.name], margin(inv, snap, span16)))
+            rows.append(("", "USDC", comps[lin.name], margin(lin, snap, span16)))
+        console.print(_strategy_table(rows))
+        console.print(
+            "  rules before premium = strategy rules + net premium received\n"
+            "  PM saving = 1 - PM deribit / strategy rules"
+        )
+        console.print(textwrap.fill(_COIN_VS_USDC, 96, initial_indent="  ", subsequent_indent="  "))
         console.print()
-        _table_two(snap, comps["five_line_book"])
-        console.print()
-        for name, book in seed_portfolios():
-            t = Table(title=name, title_justify="left", header_style="bold")
-            for col in (
-                "model",
-                "ccy",
-                "initial",
-                "maintenance",
-                "equity",
-                "IM in USD",
-                "binding scenario",
-            ):
-                t.add_column(
-                    col, justify="left" if col in ("model", "ccy", "binding scenario") else "right"
-                )
-            for mdl in models:
-                r = margin(book, snap, mdl)
-                w = r.worst_scenario
-                binding = (
-                    "-"
-                    if w is None
-                    else f"{w.underlying} {w.price_move:+.1%} vol {w.vol_shock:+.0%}"
-                )
-                t.add_row(
-                    mdl.name + (" (cross)" if mdl.cross and mdl.name == "deribit" else ""),
-                    r.currency,
-                    fmt_amount(r.initial_margin, r.currency),
-                    fmt_amount(r.maintenance_margin, r.currency),
-                    fmt_amount(r.equity, r.currency),
-                    f"{_usd(snap, r.currency, r.initial_margin):,.0f}",
-                    binding,
-                )
-            console.print(t)
-            console.print()
+        console.print(_quoted_table())
+        title, five = inverse[4]
+        console.print(_five_line_table(snap, title.split(" (")[0], five, comps[five.name]))
+        c = comps[five.name]
+        console.print(
+            "  commonly quoted (illustrative): rules-based ~9,600 USD, portfolio ~2,200 USD, "
+            "saving > 75 %\n"
+            f"  here: strategy rules {c.strategy.initial_margin_usd:,.0f} USD, portfolio "
+            f"{c.portfolio.initial_margin_usd:,.0f} USD, saving {c.efficiency_gain:.0%}\n"
+        )
+        models: list[tuple[str, object]] = [
+            ("deribit", deribit),
+            ("deribit --cross", cross),
+            ("span16", span16),
+        ]
+        console.print(_models_table(snap, inverse + linear, models))
+        console.print("  docs/seed-comparison.md explains each difference from the quoted figures.")
