@@ -81,17 +81,18 @@ def explain_row(
         j = int(np.argmin(t.aggregated))
         weights = scen.weights if pr.pool == USD else scen.coin_weights
         lines = tuple(
-            ScenarioLine(
-                pr.und,
-                i,
-                scen.groups[i],
-                float(scen.price_moves[i]),
-                _vol_label(scen, i),
-                float(weights[i]),
-                float(t.aggregated[i]),
-                float(t.raw[i]),
+            ScenarioLine(pr.und, i, g, m, v, w, a, r)
+            for i, (g, m, v, w, a, r) in enumerate(
+                zip(
+                    scen.groups,
+                    scen.price_moves.tolist(),
+                    _vol_labels(scen).tolist(),
+                    weights.tolist(),
+                    t.aggregated.tolist(),
+                    t.raw.tolist(),
+                    strict=True,
+                )
             )
-            for i in range(len(scen))
         )
         own = dict(t.components)
         extra = detail_fn(t.context) if t.context is not None and detail_fn is not None else {}
@@ -220,8 +221,8 @@ def combine_pools(
     )
 
 
-def _vol_label(scen: ScenarioSet, i: int) -> float:
-    """The scenario's vol shock at the pivot expiry (signed: +0.5 = vol up 50 %)."""
-    d = float(scen.vol_directions[i])
-    size = scen.vol_shock.up if d > 0 else scen.vol_shock.down
-    return d * size
+def _vol_labels(scen: ScenarioSet) -> FloatArray:
+    """Each scenario's vol shock at the pivot expiry (signed: +0.5 = vol up 50 %)."""
+    d = scen.vol_directions
+    out: FloatArray = d * np.where(d > 0, scen.vol_shock.up, scen.vol_shock.down)
+    return out

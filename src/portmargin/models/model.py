@@ -107,7 +107,7 @@ class MarginModel:
 
     # ------------------------------------------------------------------------------
     def session(
-        self, market: MarketSnapshot, instruments: Sequence[str] | None = None
+        self, market: MarketSnapshot, instruments: Sequence[str | Instrument] | None = None
     ) -> MarginSession:
         """A :class:`~portmargin.models.session.MarginSession` of this model on ``market``."""
         return MarginSession(market, self, instruments)
@@ -127,17 +127,19 @@ class MarginModel:
         """
         net = portfolio.net_positions()
         canonical: dict[str, float] = {}
+        resolved: dict[str, Instrument] = {}
         for name, qty in net.items():
             try:
-                key = market.instrument(name).name
+                inst = market.instrument(name)
             except PortmarginError as exc:
                 raise InputError(f"{portfolio.name}: positions: {exc}") from None
-            canonical[key] = canonical.get(key, 0.0) + qty
+            canonical[inst.name] = canonical.get(inst.name, 0.0) + qty
+            resolved[inst.name] = inst
         for ccy in portfolio.cash:
             if pool_currency(ccy) not in (USD, *market.underlyings):
                 raise InputError(f"{portfolio.name}: cash.{ccy}: no {ccy} index in the market")
         held = {k: v for k, v in canonical.items() if v != 0.0}
-        session = self.session(market, tuple(held))
+        session = self.session(market, [resolved[k] for k in held])
         return session.explain(held, portfolio.cash, name=portfolio.name)
 
     def aggregate(self, vec: FloatArray, underlying: str, pool: str, rate: float) -> FloatArray:

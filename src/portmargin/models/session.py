@@ -197,9 +197,9 @@ class MarginSession:
     model
         The margin model.
     instruments
-        Instrument names of the universe; ``None`` (the default) means every quoted option,
-        dated future and perpetual of the market. Names are resolved against the market
-        and kept grouped by underlying (in the given order within an underlying).
+        The universe: instrument names (resolved against the market) or resolved
+        instruments; ``None`` (the default) means every quoted option, dated future and
+        perpetual of the market. Kept grouped by underlying (in the given order within one).
     arrays
         Risk arrays to reuse per underlying (from a previous session; see
         :meth:`with_market`). One is reused only if it covers exactly this universe's
@@ -240,7 +240,7 @@ class MarginSession:
         self,
         market: MarketSnapshot,
         model: MarginModel,
-        instruments: Sequence[str] | None = None,
+        instruments: Sequence[str | Instrument] | None = None,
         arrays: Mapping[str, RiskArray] | None = None,
     ) -> None:
         for name, value in _build(market, model, instruments, arrays or {}).items():
@@ -774,7 +774,7 @@ class _Chunk:
 def _build(
     market: MarketSnapshot,
     model: MarginModel,
-    instruments: Sequence[str] | None,
+    instruments: Sequence[str | Instrument] | None,
     given: Mapping[str, RiskArray],
 ) -> dict[str, Any]:
     """Every field of a :class:`MarginSession` (see its docstring), derived once."""
@@ -783,6 +783,9 @@ def _build(
     known = {x.name: x for arr in given.values() for x in arr.table.instruments}
     insts: list[Instrument] = []
     for name in dict.fromkeys(names):
+        if not isinstance(name, str):  # already resolved
+            insts.append(name)
+            continue
         inst = known.get(name)
         if inst is None:
             try:
