@@ -39,12 +39,13 @@ from portmargin.derive.params import (
     VolShockDirection,
 )
 from portmargin.errors import ParameterError
-from portmargin.pricing import black76_price
+from portmargin.pricing import black76_delta, black76_price
 
 __all__ = [
     "SECONDS_PER_YEAR",
     "SETTLEMENT_TWAP_SECONDS",
     "DeriveResult",
+    "WorstAttribution",
     "evaluate",
     "evaluate_case",
 ]
@@ -58,6 +59,37 @@ SETTLEMENT_TWAP_SECONDS = 1_800.0
 _THIRTY_DAYS_SECONDS = 2_592_000.0
 _SECONDS_PER_DAY = 86_400.0
 _MAX_STD_DEV = 24.0  # Black76.sol: σ√τ >= 24 prices the call at D·F
+
+
+@dataclass(frozen=True, slots=True)
+class WorstAttribution:
+    r"""The binding P&L (``minSPAN``) split by holding; the parts add up to it exactly.
+
+    For a configured scenario ``j`` (§5, §6) with the expiry's static-discount factor
+    ``δ_e`` chosen by the sign of the expiry's shocked total (as :func:`evaluate` does)::
+
+        option i  : w·(n_i·B76_i(x, σ')·δ_e − n_i·B76_i⁰)      (× −sign of the expiry's
+                                                               total for LINEAR/ABS, §6)
+        perp      : w·(x − 1)·P_p per unit, × q_p
+        collateral: w·(x − 1)·v_j if risk-cancelling, else 0
+
+    For the forward contingency (§7) each option takes the branch its expiry took,
+    ``n_i·(B76_i(x_branch) − B76_i⁰)·(add + mult·τ_e)`` (0 where the expiry's term is 0),
+    and the perp and collateral take 0.
+
+    Attributes
+    ----------
+    options
+        P&L of each option holding, in ``portfolio.options`` order (USD).
+    perp_per_unit
+        P&L of one unit of perp (``w·(x − 1)·P_p``; 0 for the forward contingency).
+    collaterals
+        P&L of each collateral holding, in ``portfolio.collaterals`` order (stable units).
+    """
+
+    options: tuple[float, ...]
+    perp_per_unit: float
+    collaterals: tuple[float, ...]
 
 
 @dataclass(frozen=True, slots=True)
@@ -114,6 +146,18 @@ class DeriveResult:
         scenario.
     scenarios
         One mapping per configured scenario, in order, with the same keys.
+    forward_contingency_move
+        ``x − 1`` of the basis move behind ``B``: the branch (``x_up`` or ``x_dn``) of the
+        expiry with the largest loss term, 0 when ``B = 0`` (``B`` mixes both moves across
+        expiries; this names the one that weighs most).
+    option_values
+        ``V⁰`` of each option holding, ``n_i·B76_i⁰`` (USD, ``portfolio.options`` order);
+        they add up to ``equity_components["option_mtm"]``.
+    option_deltas
+        Spot sensitivity of each option holding in units of underlying:
+        ``n_i·Δ_i·F^var_e/F_e`` with ``Δ`` the Black-76 forward delta.
+    attribution
+        The binding P&L split by holding (:class:`WorstAttribution`).
     """
 
     currency: str
@@ -128,6 +172,10 @@ class DeriveResult:
     equity_components: Mapping[str, float]
     worst_scenario: Mapping[str, object]
     scenarios: Sequence[Mapping[str, object]]
+    forward_contingency_move: float
+    option_values: tuple[float, ...]
+    option_deltas: tuple[float, ...]
+    attribution: WorstAttribution
 
     def to_dict(self) -> dict[str, object]:
         """Return plain ``dict``/``list``/``float`` data (ready for ``json.dumps``)."""
@@ -144,6 +192,14 @@ class DeriveResult:
             "equity_components": dict(self.equity_components),
             "worst_scenario": dict(self.worst_scenario),
             "scenarios": [dict(s) for s in self.scenarios],
+            "forward_contingency_move": self.forward_contingency_move,
+            "option_values": list(self.option_values),
+            "option_deltas": list(self.option_deltas),
+            "attribution": {
+                "options": list(self.attribution.options),
+                "perp_per_unit": self.attribution.perp_per_unit,
+                "collaterals": list(self.attribution.collaterals),
+            },
         }
 
 
@@ -310,25 +366,50 @@ def _shocked_vols(
     return opt.vol
 
 
-def _expiry_values(
+def _option_prices(
     ex: _Expiries, opt: _Options, spot_mult: FloatArray, vols: FloatArray
 ) -> FloatArray:
-    r"""``V_e(x, σ')`` for every row: shape ``(n_rows, E)`` from ``vols`` of shape ``(n_rows, n)``.
+    r"""``B76(F_e(x), K_i, σ'_i, τ_e, D_e)`` per unit: shape ``(n_rows, n)`` from ``vols``.
 
     Black-76 with the on-chain edge rule: where ``σ√τ ≥ 24`` the call is ``D·F``
     (``lyra-utils:src/math/Black76.sol``); the put is then ``D·K`` by parity (our inference).
     """
-    n_expiries = ex.tau.size
     e = opt.expiry
     fwd = ex.f_var[e][None, :] * spot_mult[:, None] + ex.f_fix[e][None, :]
     tau = ex.tau[e][None, :]
     df = ex.df[e][None, :]
     price = black76_price(fwd, opt.strike[None, :], tau, vols, opt.is_call[None, :], df=df)
     wide = vols * np.sqrt(tau) >= _MAX_STD_DEV
-    price = np.where(wide, df * np.where(opt.is_call[None, :], fwd, opt.strike[None, :]), price)
+    out: FloatArray = np.where(
+        wide, df * np.where(opt.is_call[None, :], fwd, opt.strike[None, :]), price
+    )
+    return out
+
+
+def _expiry_values(prices: FloatArray, opt: _Options, n_expiries: int) -> FloatArray:
+    r"""``V_e = Σ_{i∈e} n_i·price_i`` for every row: shape ``(n_rows, E)``."""
     onehot = np.zeros((opt.amount.size, n_expiries), dtype=np.float64)
-    onehot[np.arange(opt.amount.size), e] = opt.amount
-    out: FloatArray = price @ onehot
+    onehot[np.arange(opt.amount.size), opt.expiry] = opt.amount
+    out: FloatArray = prices @ onehot
+    return out
+
+
+def _option_deltas(ex: _Expiries, opt: _Options) -> FloatArray:
+    r"""Spot sensitivity of each holding in units of underlying: ``n_i·Δ_i·F^var_e/F_e``.
+
+    ``Δ`` is the Black-76 forward delta (:func:`portmargin.pricing.black76_delta`, ``D·N(d1)``
+    for a call, ``−D·N(−d1)`` for a put) at the unshocked inputs; ``F^var/F`` is 1 away from
+    expiry and falls to 0 across the settlement window, as the scenarios move only
+    ``F^var`` (§10). Where ``σ√τ ≥ 24`` the call is ``D·F`` (delta ``D``) and the put ``D·K``
+    (delta 0).
+    """
+    e = opt.expiry
+    fwd, tau, df = ex.forward[e], ex.tau[e], ex.df[e]
+    delta = black76_delta(fwd, opt.strike, tau, opt.vol, opt.is_call, df=df)
+    wide = opt.vol * np.sqrt(tau) >= _MAX_STD_DEV
+    delta = np.where(wide, np.where(opt.is_call, df, 0.0), delta)
+    share = np.where(fwd > 0.0, ex.f_var[e] / np.where(fwd > 0.0, fwd, 1.0), 0.0)
+    out: FloatArray = opt.amount * delta * share
     return out
 
 
@@ -425,7 +506,8 @@ def evaluate(portfolio: DerivePortfolio, params: PMRM2Params) -> DeriveResult:
     grid_x = np.concatenate(
         [np.where(is_skew, 1.0, x), [1.0, params.basis.spot_up, params.basis.spot_down]]
     )
-    values = _expiry_values(ex, opt, grid_x, vols)
+    prices = _option_prices(ex, opt, grid_x, vols)
+    values = _expiry_values(prices, opt, n_expiries)
     v0 = values[n_scen]
     v_up = values[n_scen + 1]
     v_dn = values[n_scen + 2]
@@ -434,8 +516,8 @@ def evaluate(portfolio: DerivePortfolio, params: PMRM2Params) -> DeriveResult:
     # --- §4 static discount on expiry totals, §5/§6 scenario P&L ---------------------------
     d_long, d_short = _static_discounts(ex, params)
     discounted = np.where(shocked >= 0.0, shocked * d_long, shocked * d_short)
-    per_expiry = w[:, None] * (discounted - v0[None, :])
-    per_expiry = np.where(is_skew[:, None], -np.abs(per_expiry), per_expiry)
+    raw_expiry = w[:, None] * (discounted - v0[None, :])
+    per_expiry = np.where(is_skew[:, None], -np.abs(raw_expiry), raw_expiry)
     rc_value = sum(
         (c.amount * c.price / p.stable_price for c in p.collaterals if c.is_risk_cancelling),
         start=0.0,
@@ -454,6 +536,43 @@ def evaluate(portfolio: DerivePortfolio, params: PMRM2Params) -> DeriveResult:
             min_span = float(pnl[first_min])
             worst_index = first_min
 
+    # --- the binding P&L split by holding ---------------------------------------------------
+    unit0 = prices[n_scen]
+    held0 = opt.amount * unit0
+    coll_all = np.array(
+        [c.amount * c.price / p.stable_price for c in p.collaterals], dtype=np.float64
+    )
+    rc = np.array([c.is_risk_cancelling for c in p.collaterals], dtype=np.bool_)
+    up_e, dn_e = v_up - v0, v_dn - v0
+    use_up = (up_e <= dn_e) & (up_e < 0.0)
+    use_dn = ~use_up & (dn_e < 0.0)
+    fwd_terms = np.minimum(np.minimum(up_e, dn_e), 0.0) * basis_scale
+    fwd_move = 0.0
+    if n_expiries and float(np.min(fwd_terms)) < 0.0:
+        top = int(np.argmin(fwd_terms))
+        fwd_move = (params.basis.spot_up if use_up[top] else params.basis.spot_down) - 1.0
+    if worst_index is None:
+        e = opt.expiry
+        branch = np.where(
+            use_up[e], prices[n_scen + 1], np.where(use_dn[e], prices[n_scen + 2], unit0)
+        )
+        opt_part = opt.amount * (branch - unit0) * basis_scale[e]
+        perp_unit = 0.0
+        coll_part = np.zeros(len(p.collaterals), dtype=np.float64)
+    else:
+        j = worst_index
+        factor = np.where(shocked[j] >= 0.0, d_long, d_short)[opt.expiry]
+        opt_part = w[j] * (opt.amount * prices[j] * factor - held0)
+        if is_skew[j]:
+            opt_part = -np.sign(raw_expiry[j])[opt.expiry] * opt_part
+        perp_unit = float(w[j] * (x[j] - 1.0) * p.perp_price)
+        coll_part = np.where(rc, w[j] * (x[j] - 1.0) * coll_all, 0.0)
+    attribution = WorstAttribution(
+        options=tuple(float(v) for v in opt_part),
+        perp_per_unit=perp_unit,
+        collaterals=tuple(float(v) for v in coll_part),
+    )
+
     # --- §8 contingencies -------------------------------------------------------------------
     o = params.other
     spot = p.spot
@@ -463,9 +582,7 @@ def evaluate(portfolio: DerivePortfolio, params: PMRM2Params) -> DeriveResult:
         np.bincount(opt.expiry, weights=np.abs(opt.amount), minlength=n_expiries),
         dtype=np.float64,
     )
-    coll_value = np.array(
-        [c.amount * c.price / p.stable_price for c in p.collaterals], dtype=np.float64
-    )
+    coll_value = coll_all
     coll_conf = np.array(
         [min(c.confidence, p.spot_confidence) for c in p.collaterals], dtype=np.float64
     )
@@ -568,6 +685,10 @@ def evaluate(portfolio: DerivePortfolio, params: PMRM2Params) -> DeriveResult:
         equity_components=MappingProxyType(equity_components),
         worst_scenario=worst,
         scenarios=tuple(rows),
+        forward_contingency_move=fwd_move,
+        option_values=tuple(float(v) for v in held0),
+        option_deltas=tuple(float(v) for v in _option_deltas(ex, opt)),
+        attribution=attribution,
     )
 
 
