@@ -1,7 +1,7 @@
 """Derive's published PMRM_2 case files, one test per file.
 
 The files (``derivexyz/v2-core:test/risk-managers/unit-tests/PMRM_2/portfolio_cases/`` @
-``7736900d``) are read from ``../shared/data/derive_pmrm2_cases/``; the tests skip cleanly
+``7736900d``) are read from the optional shared data folder; the tests skip cleanly
 when that folder is absent. Tolerance: 1e-6 relative on MM and IM (the on-chain harness
 uses 1e-8); scenario P&L also 1e-6 relative, with a 1e-8 USD absolute floor because several
 files have P&L that cancel to exactly 0 where float64 leaves ~1e-11 of rounding noise.

@@ -1,7 +1,7 @@
 """Hand-derived PMRM_2 values: tiny portfolios worked through the formulas in the test.
 
-The expected numbers are computed here from the written formulas of
-``/work/shared/reference/derive_pmrm2.md`` (section numbers in each test) with a scalar
+The expected numbers are computed here from the written formulas of the methodology
+restated in ``docs/methodology/derive.md`` (section numbers in each test) with a scalar
 Black-76 built on :class:`statistics.NormalDist`, independently of the engine's vectorised
 code path. Parameters are the case-file baseline (§11) unless a test says otherwise.
 """

@@ -2,9 +2,8 @@
 
 A case file (``derivexyz/v2-core:test/risk-managers/unit-tests/PMRM_2/portfolio_cases/``
 @ ``7736900d``) has three blocks: ``Scenario`` (portfolio and market data), ``Parameters``
-and ``Result`` (expected values). The schema is in ``/work/shared/reference/derive_pmrm2.md``
-§12 and ``docs/methodology/derive.md``. Numbers may be JSON numbers or decimal strings; both
-are read as float64.
+and ``Result`` (expected values); the schema is in ``docs/methodology/derive.md``. Numbers
+may be JSON numbers or decimal strings; both are read as float64.
 
 Every problem is reported as one :class:`portmargin.errors.InputError` line of the form
 ``"<file>: <field>: <reason>"``, e.g.

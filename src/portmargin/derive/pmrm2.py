@@ -3,7 +3,7 @@ r"""Derive PMRM_2 portfolio margin, reproduced from the on-chain maths.
 Source: ``derivexyz/v2-core:src/risk-managers/PMRMLib_2.sol`` (margin maths) and
 ``derivexyz/v2-core:src/risk-managers/PMRM_2.sol`` (portfolio arrangement) at commit
 ``7736900d395703c4f675376caa4c315402943831``; restated in ``docs/methodology/derive.md``
-(section numbers below refer to ``/work/shared/reference/derive_pmrm2.md``).
+(section numbers below follow the methodology's restatement cited there).
 
 Outline (all amounts in USD / stable units, P&L positive = gain)::
 
