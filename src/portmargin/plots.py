@@ -26,7 +26,8 @@ def comparison_chart(c: Comparison, path: Path, *, title: str) -> None:
     Raises
     ------
     InputError
-        If the extension is neither ``.png`` nor ``.html``.
+        If the extension is neither ``.png`` nor ``.html``, or the file cannot be written
+        (a missing directory, no permission): one line naming the path.
     """
     suffix = path.suffix.lower()
     if suffix not in (".png", ".html"):
@@ -73,6 +74,9 @@ def comparison_chart(c: Comparison, path: Path, *, title: str) -> None:
             head = f"<!doctype html><html><head><meta charset='utf-8'><title>{title}</title></head>"
             tmp.write_text(f"{head}<body>{buf.getvalue()}</body></html>", encoding="utf-8")
         tmp.replace(path)
+    except OSError as exc:
+        reason = exc.strerror or exc.__class__.__name__
+        raise InputError(f"{path}: cannot write the chart ({reason})") from None
     finally:
         plt.close(fig)
         tmp.unlink(missing_ok=True)

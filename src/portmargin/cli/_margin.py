@@ -87,6 +87,10 @@ def pool_views(result: MarginResult) -> list[PoolView]:
     ]
 
 
+def _worst(statuses: list[str]) -> str:
+    return next((s for s in ("liquidation", "margin_call") if s in statuses), "healthy")
+
+
 def margin_json(result: MarginResult, quotes: dict[str, str]) -> dict[str, Any]:
     """The ``margin --format json`` document: the result's contract plus ``positions[].quote``."""
     doc = result.to_dict()
@@ -97,7 +101,7 @@ def margin_json(result: MarginResult, quotes: dict[str, str]) -> dict[str, Any]:
 
 def _scenario(w: ScenarioLine, ccy: str) -> str:
     return (
-        f"{w.underlying} price {w.price_move:+.1%}, vol {w.vol_shock:+.0%} ({w.group}): "
+        f"{w.underlying} {w.price_move:+.1%}, vol {w.vol_shock:+.0%} ({w.group}), "
         f"weighted P&L {fmt_money(w.pnl, ccy)}"
     )
 
@@ -234,16 +238,16 @@ def render_result(
     I/M step visible in ``--explain``.
     """
     views = pool_views(result)
-    console.print(
-        pool_table(f"{title}\n{result.model} {result.model_version}", [views], cross=cross)
-    )
+    worst = [_worst([v.status for v in views])]
+    head = f"{title}: {result.model} {result.model_version}"
+    console.print(pool_table(head, [views], cross=cross, worst_status=worst))
     console.print(f"  [dim]{mode_line(cross=cross, pools=len(views))}[/]")
     for pool in result.by_currency:
         top = _binding(pool)
         if top is not None:
             console.print(
-                f"  {pool.currency} pool binding scenario: "
-                f"{_scenario(top.worst_scenario, pool.currency)} (in the {pool.currency} pool)"
+                f"  {pool.currency} pool binds at {_scenario(top.worst_scenario, pool.currency)}"
+                " (pool currency)"
             )
     if explain:
         for pool in result.by_currency:

@@ -14,7 +14,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from rich import box
+from rich.console import Group
 from rich.table import Table
+from rich.text import Text
 
 from portmargin.cli._common import fmt_amount
 
@@ -47,14 +49,13 @@ def _status(text: str) -> str:
 
 
 def _money(value: float, ccy: str) -> str:
-    text = f"{fmt_amount(value, ccy)} {ccy}"
+    text = fmt_amount(value, ccy)
     return f"[red]{text}[/]" if value < 0 else text
 
 
 def _cell(values: Sequence[float], ccy: str) -> str:
-    if len(values) == 1:
-        return _money(values[0], ccy)
-    return " → ".join(fmt_amount(v, ccy) for v in values) + f" {ccy}"
+    """``before → after`` (or one value); the unit is in the column header or the row label."""
+    return " → ".join(_money(v, ccy) for v in values)
 
 
 def _total(pools: Sequence[PoolView], attr: str) -> float:
@@ -66,10 +67,7 @@ def mode_line(*, cross: bool, pools: int) -> str:
     if cross:
         return "cross margin: one USD pool; coin balances count at their USD value"
     if pools > 1:
-        return (
-            "segregated margin: each pool stands on its own (a surplus in one never covers "
-            "another); the USD total is informational"
-        )
+        return "segregated pools: a surplus in one never covers another; the USD total is informational"
     return "segregated margin: one pool"
 
 
@@ -79,8 +77,8 @@ def pool_table(
     *,
     cross: bool,
     worst_status: Sequence[str] = (),
-) -> Table:
-    """A table with one column per pool (and a USD total when there are several).
+) -> Group:
+    """The title line and a table with one column per pool (and a USD total when there are several).
 
     ``sides`` is ``[pools]`` for one state, ``[before, after]`` for a what-if (a pool that
     exists on one side only counts as zero on the other). ``worst_status`` is the account's
@@ -88,13 +86,13 @@ def pool_table(
     """
     names = list(dict.fromkeys(p.currency for side in sides for p in side))
     by_side = [{p.currency: p for p in side} for side in sides]
-    t = Table(title=title, title_justify="left", header_style="bold", box=box.SIMPLE_HEAD)
-    t.add_column("figure")
+    t = Table(header_style="bold", box=box.SIMPLE_HEAD)
+    t.add_column("figure", no_wrap=True)
     for ccy in names:
-        t.add_column(f"{ccy} pool", justify="right")
+        t.add_column(f"{ccy} pool, {ccy}", justify="right")
     show_total = len(names) > 1
     if show_total:
-        t.add_column("total, USD" if cross else "total, USD (informational)", justify="right")
+        t.add_column("total, USD" if cross else "total, USD\n(informational)", justify="right")
 
     def pools_of(ccy: str) -> list[PoolView]:
         out = []
@@ -122,19 +120,18 @@ def pool_table(
         t.add_row("haircut (not in equity)", *cells)
     status_cells = [" → ".join(_status(p.status) for p in pools_of(c)) for c in names]
     if show_total:
-        status_cells.append(
-            "worst: " + " → ".join(_status(s) for s in worst_status) if worst_status else ""
-        )
-    t.add_row("status", *status_cells)
-    usd_cells = [_cell([p.excess * p.usd_rate for p in pools_of(c)], "USD") for c in names]
-    if show_total:
-        usd_cells.append("")
-    t.add_row("excess in USD", *usd_cells)
-    rate_cells = ["" if c == "USD" else f"{pools_of(c)[-1].usd_rate:,.2f} USD" for c in names]
-    if show_total:
-        rate_cells.append("")
-    t.add_row("USD per unit", *rate_cells)
-    return t
+        status_cells.append(" → ".join(_status(s) for s in worst_status))
+    t.add_row("status (total: worst)" if show_total and worst_status else "status", *status_cells)
+    if any(c != "USD" for c in names):
+        usd_cells = [_cell([p.excess * p.usd_rate for p in pools_of(c)], "USD") for c in names]
+        if show_total:
+            usd_cells.append("")
+        t.add_row("excess, in USD", *usd_cells)
+        rate_cells = ["" if c == "USD" else f"{pools_of(c)[-1].usd_rate:,.2f} USD" for c in names]
+        if show_total:
+            rate_cells.append("")
+        t.add_row("USD per unit", *rate_cells)
+    return Group(Text.from_markup(f"[bold]{title}[/]"), t)
 
 
 def _total_haircut(pools: Sequence[PoolView]) -> float:

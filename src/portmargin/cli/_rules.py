@@ -123,9 +123,8 @@ def render_comparison(c: Comparison, title: str) -> None:
     test = ">=" if c.equity_after_haircuts_usd >= c.min_equity_usd else "[yellow]<[/]"
     regime = "portfolio margin" if c.qualified else "strategy rules"
     console.print(
-        f"  gate: {approved} for portfolio margin; equity after haircuts "
-        f"{c.equity_after_haircuts_usd:,.2f} USD {test} {c.min_equity_usd:,.2f} USD minimum "
-        f"-> margined under {regime}"
+        f"  gate: {approved}; equity after haircuts {c.equity_after_haircuts_usd:,.2f} USD "
+        f"{test} {c.min_equity_usd:,.2f} USD -> {regime}"
     )
 
 

@@ -82,11 +82,10 @@ def gate_line(m: AccountMargin, min_equity_usd: float) -> str:
     """One sentence: approval, the equity test, and the method applied."""
     approved = "approved" if m.approved else "[yellow]not approved[/]"
     test = ">=" if m.equity_usd >= min_equity_usd else "[yellow]<[/]"
-    method = "portfolio margin" if m.method == "portfolio" else "strategy rules (fallback)"
+    method = "portfolio margin" if m.method == "portfolio" else "strategy rules"
     return (
-        f"gate: {approved} for portfolio margin; equity after haircuts "
-        f"{m.equity_usd:,.2f} USD {test} {min_equity_usd:,.2f} USD minimum -> "
-        f"margined under {method}"
+        f"gate: {approved}; equity after haircuts {m.equity_usd:,.2f} USD {test} "
+        f"{min_equity_usd:,.2f} USD -> {method}"
     )
 
 
