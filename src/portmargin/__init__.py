@@ -11,14 +11,12 @@ The public names below are loaded on first use (PEP 562 module ``__getattr__``),
 the storage layer until a calculation needs them; ``tests/test_public_api.py`` pins the list.
 """
 
-from __future__ import annotations
+import typing as _typing
+from importlib import import_module as _import_module
+from sys import modules as _modules
+from types import ModuleType as _ModuleType
 
-import importlib
-import sys
-import types
-from typing import TYPE_CHECKING, Any
-
-if TYPE_CHECKING:
+if _typing.TYPE_CHECKING:
     from portmargin.compare import Comparison, compare
     from portmargin.errors import (
         InputError,
@@ -114,12 +112,12 @@ _SOURCES = {
 }
 
 
-def __getattr__(name: str) -> Any:
+def __getattr__(name: str) -> _typing.Any:
     """Load a public name from its module on first use (then it is a plain attribute)."""
     module = _SOURCES.get(name)
     if module is None:
         raise AttributeError(f"module 'portmargin' has no attribute {name!r}")
-    value = getattr(importlib.import_module(module), name)
+    value = getattr(_import_module(module), name)
     globals()[name] = value
     return value
 
@@ -134,11 +132,11 @@ def __dir__() -> list[str]:
 _SHADOWED = frozenset({"margin", "compare"})
 
 
-class _Package(types.ModuleType):
+class _Package(_ModuleType):
     def __setattr__(self, name: str, value: object) -> None:
-        if name in _SHADOWED and isinstance(value, types.ModuleType):
+        if name in _SHADOWED and isinstance(value, _ModuleType):
             value = getattr(value, name)
         super().__setattr__(name, value)
 
 
-sys.modules[__name__].__class__ = _Package
+_modules[__name__].__class__ = _Package
