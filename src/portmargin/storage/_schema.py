@@ -1,12 +1,14 @@
 """SQLAlchemy 2 tables of the durable monitor state.
 
 ============================  ==========================================================
-``accounts``                  id, current status and margin method
+``accounts``                  id, current status, margin method, portfolio-margin approval
+                              and the reason it is excluded from margining (if it is)
 ``balances``                  (account, currency) → amount
 ``positions``                 (account, instrument) → quantity in contracts
 ``margin_snapshots``          an account's figures after each input event that touched it
 ``events``                    every emitted event, unique by (input seq, ordinal)
-``monitor_cursor``            the last committed input sequence number per feed
+``monitor_cursor``            the last committed input sequence number and feed position
+                              per feed
 ``leases``                    name → the process holding it (``host:pid``) and its heartbeat
 ============================  ==========================================================
 
@@ -25,6 +27,7 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    true,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
@@ -45,12 +48,19 @@ class Base(DeclarativeBase):
 
 
 class AccountRow(Base):
-    """An account and its last known status."""
+    """An account, its last known status and margin method, approval and margining error.
+
+    ``pm_approved`` is the venue's grant of portfolio margin (migration 0003, true for the
+    rows stored before); ``error`` is null while the account is margined, else the one-line
+    reason the monitor excludes it (``account_error`` events say when it changed).
+    """
 
     __tablename__ = "accounts"
     id: Mapped[str] = mapped_column(String(64), primary_key=True)
     status: Mapped[str] = mapped_column(String(16), default="healthy")
     method: Mapped[str] = mapped_column(String(16), default="portfolio")
+    pm_approved: Mapped[bool] = mapped_column(Boolean, default=True, server_default=true())
+    error: Mapped[str | None] = mapped_column(Text, nullable=True)
 
 
 class BalanceRow(Base):
@@ -107,11 +117,16 @@ class EventRow(Base):
 
 
 class CursorRow(Base):
-    """Last committed input sequence number of a feed (the resume point)."""
+    """Last committed input sequence number and feed position of a feed (the resume point).
+
+    ``position`` (migration 0003) is the feed position of the last committed input event
+    (the line number of a JSON-lines feed); null for cursors written before it existed.
+    """
 
     __tablename__ = "monitor_cursor"
     feed: Mapped[str] = mapped_column(String(64), primary_key=True)
     last_seq: Mapped[int] = mapped_column(BigInteger)
+    position: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
     market_time: Mapped[str] = mapped_column(String(40))
     finished: Mapped[bool] = mapped_column(Boolean, default=False)
 

@@ -20,7 +20,7 @@ from __future__ import annotations
 import json
 import math
 import os
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
 from importlib import resources
@@ -38,6 +38,7 @@ from sqlalchemy import (
     create_engine,
     delete,
     event,
+    func,
     insert,
     inspect,
     make_url,
@@ -88,11 +89,16 @@ CREATE_HINT = (
 
 @dataclass(frozen=True, slots=True)
 class Cursor:
-    """Resume point of a feed: last committed input sequence number and its market time."""
+    """Resume point of a feed: last committed input sequence number and its market time.
+
+    ``position`` is the feed position (e.g. line number) of the last committed input event,
+    ``None`` for a cursor written before positions were stored (then ``last_seq`` decides).
+    """
 
     last_seq: int
     market_time: str
     finished: bool
+    position: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -356,10 +362,21 @@ class Store:
                     + (" ..." if len(clash) > 5 else "")
                 )
             s.add_all(
-                AccountRow(id=a.account_id, status="healthy", method="portfolio")
+                AccountRow(
+                    id=a.account_id,
+                    status="healthy",
+                    method="portfolio",
+                    pm_approved=a.pm_approved,
+                )
                 for a in accounts
                 if a.account_id not in existing
             )
+            replaced = [a for a in accounts if a.account_id in existing]
+            if replaced:
+                s.execute(
+                    update(AccountRow),
+                    [{"id": a.account_id, "pm_approved": a.pm_approved} for a in replaced],
+                )
             s.flush()
             self._write_accounts(s, accounts)
         return len(accounts)
@@ -396,8 +413,18 @@ class Store:
             pos: dict[str, dict[str, float]] = {}
             for p in s.scalars(select(PositionRow)):
                 pos.setdefault(p.account_id, {})[p.instrument] = p.quantity
-            ids = list(s.scalars(select(AccountRow.id).order_by(AccountRow.id)))
-        return [Account(i, pos.get(i, {}), bal.get(i, {})) for i in ids]
+            rows = s.execute(
+                select(AccountRow.id, AccountRow.pm_approved).order_by(AccountRow.id)
+            ).all()
+        return [Account(i, pos.get(i, {}), bal.get(i, {}), bool(ok)) for i, ok in rows]
+
+    def account_errors(self) -> dict[str, str]:
+        """Accounts the monitor excludes from margining, with the one-line reason."""
+        with self._guard("reading account errors"), self._session() as s:
+            rows = s.execute(
+                select(AccountRow.id, AccountRow.error).where(AccountRow.error.is_not(None))
+            )
+            return {r.id: str(r.error) for r in rows}
 
     def statuses(self) -> dict[str, str]:
         """Last committed status of every account."""
@@ -440,7 +467,9 @@ class Store:
         """The committed resume point of ``feed``, or None before its first step."""
         with self._guard("reading the feed cursor"), self._session() as s:
             row = s.get(CursorRow, feed)
-            return None if row is None else Cursor(row.last_seq, row.market_time, row.finished)
+            if row is None:
+                return None
+            return Cursor(row.last_seq, row.market_time, row.finished, row.position)
 
     def commit_step(
         self,
@@ -451,6 +480,9 @@ class Store:
         accounts: Sequence[Account] = (),
         margins: Sequence[AccountMargin] = (),
         events: Sequence[tuple[str, str | None, dict[str, Any]]] = (),
+        errors: Mapping[str, str | None] | None = None,
+        position: int | None = None,
+        anchored: bool = False,
         finished: bool = False,
     ) -> bool:
         """Write one input event's effects and advance the cursor, atomically.
@@ -460,7 +492,8 @@ class Store:
         feed
             Feed name (the cursor key).
         seq
-            The input event's sequence number; must exceed the cursor.
+            The input event's sequence number; must exceed the cursor's, except for a
+            rejected input without a usable sequence number (``anchored``).
         market_time
             Market time the effects refer to.
         accounts
@@ -468,14 +501,26 @@ class Store:
         margins
             Recomputed figures (a snapshot row each; the account's status is updated).
         events
-            ``(kind, account_id, payload)`` in emission order (ordinal = index).
+            ``(kind, account_id, payload)`` in emission order (ordinal = index, after the
+            events already stored at ``seq``).
+        errors
+            Account id → the reason it is excluded from margining, or None to clear it.
+        position
+            Feed position of the input event (e.g. its line number). When both this and the
+            cursor's position are known, the step is new iff its position exceeds the
+            cursor's; otherwise iff ``seq`` does.
+        anchored
+            A rejected input whose own sequence number is unusable (unreadable, out of range,
+            not increasing): it is written at the cursor's ``seq`` (pass that), its events
+            after the events already stored there (by ordinal); the cursor's ``seq`` stays
+            and its position moves to ``position``.
         finished
             Mark the feed as finished.
 
         Returns
         -------
         bool
-            False if ``seq`` was already committed (nothing written).
+            False if the input event was already committed (nothing written).
 
         Raises
         ------
@@ -487,11 +532,25 @@ class Store:
         step = f"input event {seq} of feed {feed!r}"
         with self._guard(f"committing {step}"), self._session.begin() as s:
             cur = s.get(CursorRow, feed, with_for_update=True)
-            if cur is not None and seq <= cur.last_seq:
-                return False
+            if cur is not None:
+                if position is not None and cur.position is not None:
+                    if position <= cur.position:
+                        return False
+                elif seq < cur.last_seq or (seq == cur.last_seq and not anchored):
+                    return False
+                if seq < cur.last_seq or (seq == cur.last_seq and not anchored):
+                    raise InputError(
+                        f"{step}: sequence number not above the cursor's {cur.last_seq}"
+                    )
+            first = 0
+            if anchored:  # written after the events already stored at this seq
+                top = s.scalar(select(func.max(EventRow.ordinal)).where(EventRow.seq == seq))
+                first = 0 if top is None else int(top) + 1
             for held in self._leases.values():
                 held.renew_in(s, what=step)
             self._write_accounts(s, accounts)
+            if errors:
+                s.execute(update(AccountRow), [{"id": k, "error": v} for k, v in errors.items()])
             if margins:
                 # Core executemany: one statement per table, not one ORM unit per row.
                 s.execute(
@@ -524,7 +583,7 @@ class Store:
                     [
                         {
                             "seq": seq,
-                            "ordinal": i,
+                            "ordinal": first + i,
                             "kind": kind,
                             "account_id": account_id,
                             "market_time": market_time,
@@ -535,10 +594,17 @@ class Store:
                 )
             if cur is None:
                 s.add(
-                    CursorRow(feed=feed, last_seq=seq, market_time=market_time, finished=finished)
+                    CursorRow(
+                        feed=feed,
+                        last_seq=seq,
+                        position=position,
+                        market_time=market_time,
+                        finished=finished,
+                    )
                 )
             else:
                 cur.last_seq = seq
+                cur.position = position
                 cur.market_time = market_time
                 cur.finished = finished
         return True
