@@ -108,7 +108,7 @@ def _feed_after(mon: Monitor, seq: int) -> list[object]:
     for i, line in enumerate(lines):
         when = old if i == 1 else t
         text = line % (seq + i + 1, when) if "%s" in line else line
-        out.append(parse_feed_line(text, fallback_seq=seq + i + 1))
+        out.append(parse_feed_line(text))
     return out
 
 

@@ -1,7 +1,8 @@
-"""Real-time margin monitoring: input events, market feeds and the event-driven monitor."""
+"""Real-time margin monitoring: input events, their validation, market feeds and the monitor."""
 
-from portmargin.monitor._engine import Monitor, RunStats, market_to_dict
+from portmargin.monitor._engine import Monitor, RunStats, market_to_dict, states_of
 from portmargin.monitor._events import (
+    SEQ_MAX,
     AccountChange,
     FeedItem,
     Malformed,
@@ -17,9 +18,14 @@ from portmargin.monitor._feeds import (
     common_instruments,
     load_crash_day,
 )
+from portmargin.monitor._validate import AMOUNT_MAX, BALANCE_MAX, QUANTITY_MAX
 
 __all__ = [
+    "AMOUNT_MAX",
+    "BALANCE_MAX",
     "CHAIN_FILES",
+    "QUANTITY_MAX",
+    "SEQ_MAX",
     "AccountChange",
     "FeedItem",
     "JsonlFeed",
@@ -33,5 +39,6 @@ __all__ = [
     "load_crash_day",
     "market_to_dict",
     "parse_feed_line",
+    "states_of",
     "to_feed_line",
 ]

@@ -10,7 +10,13 @@ perpetual series between them, in ``steps`` equal time steps ``t_k = t0 + k(t1 �
     σ_k(i)    = (1−w)·σ0(i) + w·σ1(i)                          (options in both chains)
 
 so step 0 reproduces the first chain and the last step the second. Only instruments listed
-in both snapshots are replayed (the Feb-5 expiries die at 08:00 that day).
+in both snapshots are replayed (the Feb-5 expiries die at 08:00 that day). The first update
+of an underlying at or after one of its expiries ``e`` (an expiry of the first chain)
+carries the settlement price ``index(e)``, the index formula above at ``t = e`` (Deribit
+settles on a 30-minute average of the index, which the replay's path does not resolve).
+
+The data are the files of ``data_dir``, or when none is given the compact copy shipped in
+the package (:mod:`portmargin.monitor._data`, the same numbers: the replay is equal).
 
 **Simulated** (:class:`SimulatedFeed`), seeded, from a base snapshot: correlated BTC/ETH
 log-prices with a stochastic vol level and smile tilt::
@@ -25,6 +31,8 @@ log-prices with a stochastic vol level and smile tilt::
 from __future__ import annotations
 
 import csv
+import gzip
+import io
 import math
 from collections.abc import Iterator
 from datetime import datetime, timedelta
@@ -38,6 +46,7 @@ from portmargin.instruments import Option
 from portmargin.io import load_market
 from portmargin.io._common import parse_time
 from portmargin.market.snapshot import MarketSnapshot
+from portmargin.monitor._data import packaged_crash_day
 from portmargin.monitor._events import FeedItem, MarketUpdate, parse_feed_line
 
 __all__ = [
@@ -56,11 +65,21 @@ CHAIN_FILES = (
 UNDERLYINGS = ("BTC", "ETH")
 
 
-def load_crash_day(data_dir: Path) -> tuple[MarketSnapshot, MarketSnapshot, Path]:
-    """The two chain snapshots of the 2026-02-05 crash and the perpetual series' path."""
-    m0 = load_market(data_dir / CHAIN_FILES[0])
-    m1 = load_market(data_dir / CHAIN_FILES[1])
-    return m0, m1, data_dir / "perpetual_futures_prices.csv"
+def load_crash_day(
+    data_dir: Path | str | None = None,
+) -> tuple[MarketSnapshot, MarketSnapshot, Path]:
+    """The two chain snapshots of the 2026-02-05 crash and the perpetual series' path.
+
+    ``data_dir`` holds the raw files (:data:`CHAIN_FILES` and
+    ``perpetual_futures_prices.csv``); ``None`` means the compact copy in the package (the
+    series is then a ``.csv.gz``, which :class:`ReplayFeed` reads too).
+    """
+    if data_dir is None:
+        return packaged_crash_day()
+    folder = Path(data_dir)
+    m0 = load_market(folder / CHAIN_FILES[0])
+    m1 = load_market(folder / CHAIN_FILES[1])
+    return m0, m1, folder / "perpetual_futures_prices.csv"
 
 
 def common_instruments(m0: MarketSnapshot, m1: MarketSnapshot) -> list[str]:
@@ -74,7 +93,9 @@ def common_instruments(m0: MarketSnapshot, m1: MarketSnapshot) -> list[str]:
 
 def _perp_series(path: Path) -> dict[str, tuple[np.ndarray, np.ndarray]]:
     out: dict[str, list[tuple[float, float]]] = {}
-    with path.open(newline="") as fh:
+    raw = path.read_bytes()
+    text = gzip.decompress(raw) if path.suffix == ".gz" else raw
+    with io.StringIO(text.decode("utf-8"), newline="") as fh:
         for row in csv.DictReader(fh):
             price = (row.get("perp_futures_mark_price") or "").strip()
             if not price:
@@ -93,14 +114,18 @@ class ReplayFeed:
 
     name = "replay"
 
-    def __init__(self, data_dir: Path | str, *, steps: int = 24) -> None:
+    def __init__(self, data_dir: Path | str | None = None, *, steps: int = 24) -> None:
         if steps < 1:
             raise InputError("replay: `steps` must be >= 1")
         self.steps = steps
-        self.m0, self.m1, perp_path = load_crash_day(Path(data_dir))
+        self.m0, self.m1, perp_path = load_crash_day(data_dir)
         self.perp = _perp_series(perp_path)
         self.options = common_instruments(self.m0, self.m1)
         self.name = f"replay:{steps}"
+        self.expiries = {
+            u: sorted({e for n in self.m0.option_names(u) if (e := _expiry(self.m0, n))})
+            for u in UNDERLYINGS
+        }
 
     def times(self) -> list[datetime]:
         """The replay's step times."""
@@ -109,13 +134,29 @@ class ReplayFeed:
 
     def __iter__(self) -> Iterator[FeedItem]:
         seq = 0
-        for k, t in enumerate(self.times()):
+        times = self.times()
+        for k, t in enumerate(times):
             w = k / self.steps
             for und in UNDERLYINGS:
                 seq += 1
-                yield self._update(seq, t, w, und)
+                passed = [e for e in self.expiries[und] if k > 0 and times[k - 1] < e <= t]
+                yield self._update(seq, t, w, und, passed)
 
-    def _update(self, seq: int, t: datetime, w: float, und: str) -> MarketUpdate:
+    def index_at(self, und: str, t: datetime) -> tuple[float, float]:
+        """``(index, perpetual)`` of the replay's path at ``t`` (module docstring)."""
+        m0, m1 = self.m0, self.m1
+        t0, t1 = m0.valuation_time, m1.valuation_time
+        w = (t - t0) / (t1 - t0)
+        ts, logp = self.perp[und]
+        perp = float(np.exp(np.interp(t.timestamp(), ts, logp)))
+        p0 = float(np.exp(np.interp(t0.timestamp(), ts, logp)))
+        p1 = float(np.exp(np.interp(t1.timestamp(), ts, logp)))
+        s0, s1 = m0.index_price(und), m1.index_price(und)
+        return perp * ((1 - w) * s0 / p0 + w * s1 / p1), perp
+
+    def _update(
+        self, seq: int, t: datetime, w: float, und: str, passed: list[datetime]
+    ) -> MarketUpdate:
         m0, m1 = self.m0, self.m1
         ts, logp = self.perp[und]
         perp = float(np.exp(np.interp(t.timestamp(), ts, logp)))
@@ -130,9 +171,22 @@ class ReplayFeed:
             for e in expiries
         }
         vols = {n: (1 - w) * m0.option_iv[n] + w * m1.option_iv[n] for n in names}
+        settlements = {e: self.index_at(und, e)[0] for e in passed}
         return MarketUpdate(
-            seq, t, und, index, perp, MappingProxyType(forwards), MappingProxyType(vols)
+            seq,
+            t,
+            und,
+            index,
+            perp,
+            MappingProxyType(forwards),
+            MappingProxyType(vols),
+            MappingProxyType(settlements),
+            position=seq,
         )
+
+
+def _expiry(market: MarketSnapshot, name: str) -> datetime | None:
+    return market.instrument(name).expiry
 
 
 class SimulatedFeed:
@@ -201,22 +255,25 @@ class SimulatedFeed:
                     base.perpetual_price(u) * ratio,
                     MappingProxyType({e: base.forward(u, e) * ratio for e in expiries[u]}),
                     MappingProxyType(dict(zip(names[u], vols.tolist(), strict=True))),
+                    position=seq,
                 )
 
 
 class JsonlFeed:
-    """Input events from a JSON-lines file (see :mod:`portmargin.monitor._events`)."""
+    """Input events from a JSON-lines file (see :mod:`portmargin.monitor._events`).
+
+    Each item's ``position`` is its line number (1-based; blank lines are skipped but
+    counted), the resume key. Bytes that are not UTF-8 are replaced (the line is then
+    rejected as malformed or for its content, never fatal).
+    """
 
     def __init__(self, path: Path | str) -> None:
         self.path = Path(path)
         self.name = f"jsonl:{self.path.name}"
 
     def __iter__(self) -> Iterator[FeedItem]:
-        last = 0
-        with self.path.open(encoding="utf-8") as fh:
-            for line in fh:
+        with self.path.open(encoding="utf-8", errors="replace", newline="") as fh:
+            for number, line in enumerate(fh, start=1):
                 if not line.strip():
                     continue
-                item = parse_feed_line(line, fallback_seq=last + 1)
-                last = max(last, item.seq)
-                yield item
+                yield parse_feed_line(line, position=number)
