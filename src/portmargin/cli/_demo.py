@@ -43,6 +43,11 @@ _COIN_VS_USDC = (
 )
 
 
+def _whole(amount: float) -> str:
+    """USD to the dollar, without a ``-0``."""
+    return f"{0.0 if abs(amount) < 0.5 else amount:,.0f}"
+
+
 def _usd(result: MarginResult) -> tuple[float, float, float]:
     from portmargin.units import usd_totals
 
@@ -73,10 +78,10 @@ def _strategy_table(
         t.add_row(
             label,
             settled,
-            f"{gross:,.0f}",
-            f"{c.strategy.initial_margin_usd:,.0f}",
-            f"{c.portfolio.initial_margin_usd:,.0f}",
-            f"{_usd(s16)[0]:,.0f}",
+            _whole(gross),
+            _whole(c.strategy.initial_margin_usd),
+            _whole(c.portfolio.initial_margin_usd),
+            _whole(_usd(s16)[0]),
             f"{c.efficiency_gain:.0%}",
         )
     return t
