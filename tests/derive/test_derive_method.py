@@ -8,7 +8,7 @@ TOML written here from the file's ``Parameters``) must reproduce the file's ``Re
 0.95 or 1 where portmargin uses 1: both are at or above ``CONF_THRESHOLD`` (0.55), where the
 confidence contingency is 0 and confidences enter nothing else (reference §8), so the
 expected values are the file's own. Files: ``derivexyz/v2-core:test/risk-managers/unit-tests/
-PMRM_2/portfolio_cases/`` @ ``7736900d``, read from ``../shared/data`` (skipped without it).
+PMRM_2/portfolio_cases/`` @ ``7736900d``, read from the optional shared data folder (skipped without it).
 """
 
 from __future__ import annotations
@@ -711,3 +711,60 @@ def test_registered_as_a_method() -> None:
         load_method("derive", cross=True)
     result = pm.margin(pm.Portfolio.of({"ETH-27MAR26-3500-P": -1.0}), DEMO, "derive")
     assert result.model == "derive"
+
+
+def test_the_mapping_of_one_book_field_by_field() -> None:
+    """What PMRM_2 receives for an inverse option, a linear perp and a coin, on the demo."""
+    name = "ETH-27MAR26-3200-P"
+    book = pm.Portfolio.of({name: -3.0, "ETH_USDC-PERPETUAL": 0.25}, {"ETH": 2.0, "USDT": 50.0})
+    mapped = MAINNET.book(book, DEMO)
+    assert mapped.cash == 50.0
+    (sub,) = mapped.subaccounts
+    p = sub.portfolio
+    expiry = datetime(2026, 3, 27, 8, tzinfo=UTC)
+    assert (p.spot, p.stable_price, p.cash) == (3500.0, 1.0, 0.0)
+    assert (p.perp_position, p.perp_price, p.perp_unrealised_pnl) == (0.25, 3500.0, 0.0)
+    (o,) = p.options
+    assert o.expiry_seconds == 30 * 86_400.0
+    assert (o.strike, o.is_call, o.amount) == (3200.0, False, -3.0)
+    assert o.vol == float(DEMO.option_vols([DEMO.instrument(name)])[0])
+    (f,) = p.feeds
+    assert (f.expiry_seconds, f.forward, f.rate) == (
+        30 * 86_400.0,
+        DEMO.forward("ETH", expiry),
+        0.0,
+    )
+    assert (f.forward_confidence, f.rate_confidence, f.vol_confidence, p.spot_confidence) == (
+        1.0,
+        1.0,
+        1.0,
+        1.0,
+    )
+    (c,) = p.collaterals
+    assert (c.amount, c.price, c.is_risk_cancelling, c.confidence) == (2.0, 3500.0, True, 1.0)
+    assert (c.mm_haircut, c.im_haircut) == (0.015, 0.005)
+    assert sub.option_names == (name,) and sub.collateral_names == ("cash:ETH",)
+    assert sub.perp_names == ("ETH_USDC-PERPETUAL",)
+
+
+def test_notes_say_what_the_mapping_assumed(tmp_path: Path) -> None:
+    path = tmp_path / "two.toml"
+    path.write_text("[account]\nmax_expiries = 2\n", encoding="utf-8")
+    book = pm.Portfolio.of(
+        {"BTC-27MAR26-70000-C": -1.0, "BTC-24APR26-70000-C": 1.0, "BTC-26JUN26-70000-C": 1.0}
+    )
+    notes = DeriveMethod.load(str(path)).margin(book, DEMO).notes
+    assert any("3 expiries, above Derive's 2 per sub-account" in n for n in notes)
+    t0 = datetime(2026, 2, 25, 8, tzinfo=UTC)
+    market = build_market(
+        valuation_time=t0,
+        underlyings={"ETH": UnderlyingQuote(3500.0, -0.02), "USDC": UnderlyingQuote(0.97)},
+        options={"ETH-27MAR26-3500-C": OptionQuote(mark_iv=0.6)},
+    )
+    r = MAINNET.margin(pm.Portfolio.of({"ETH-27MAR26-3500-C": -1.0}), market)
+    assert any("rate -0.02 floored at 0" in n for n in r.notes)
+    assert any("stable price 0.97" in n for n in r.notes)
+    # below the 0.99 peg threshold the IM factor rises by (0.99 − 0.97)·4 (§9)
+    assert r.components["im_peg_adjustment"] == pytest.approx(
+        0.08 * r.components["im_scenario_loss"], rel=1e-12
+    )
