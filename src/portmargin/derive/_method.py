@@ -49,6 +49,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 from datetime import datetime
+from pathlib import Path
 
 from portmargin.derive._result import (
     MODEL_NAME,
@@ -323,7 +324,7 @@ class DeriveMethod:
     config: DeriveConfig
 
     @classmethod
-    def load(cls, params_file: str | None = None) -> DeriveMethod:
+    def load(cls, params_file: str | Path | None = None) -> DeriveMethod:
         """Mainnet parameters with ``params_file`` (TOML) merged over them.
 
         Raises
