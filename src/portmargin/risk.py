@@ -5,12 +5,32 @@ vectorised call. With ``F_i`` the instrument's forward (its expiry's forward for
 futures, the perpetual mark for perpetuals, the index for spot), ``M`` the multiplier and
 scenario ``j = (m_j, σ'_ij, T'_i = max(T_i − look-ahead, 0))``::
 
-    option   V_ij = M·B76(F_i·(1+m_j), K_i, T'_i, σ'_ij, e^{−rT'_i})
+    option   V_ij = M·B76(F'_ij, K_i, T'_i, σ'_ij, e^{−rT'_i})
              PnL^USD_ij  = V_ij − V_i0                      V_i0 = M·B76(F_i, K_i, T_i, σ_i)
              PnL^coin_ij = V_ij/(F_i(1+m_j)) − V_i0/F_i     (inverse: coin valued at the
                                                              shocked price, deribit.md §1.4)
     delta-1  PnL^USD_ij  = M·F_i·m_j
              PnL^coin_ij = M·(1 − 1/(1+m_j))                (inverse future/perpetual)
+
+**The forward after the look-ahead** ``τ``::
+
+    F'_ij = F_i·(1+m_j)                         options on futures / explicit forwards
+    F'_ij = F_i·(1+m_j)·e^{−r·min(τ, T_i)}      options on a spot-quoted underlying with carry
+          = S(1+m_j)·e^{r(T_i − τ)}
+
+An option whose expiry has a futures mark or an explicit forward (and every option of an
+underlying whose forwards are interpolated from such marks) is an option on that forward: the
+shocked forward is held as time passes, as SPAN revalues options on futures. An option whose
+forward is only ``S·e^{rT}`` from the underlying's rate is an option on the spot: the shocked
+spot is *rolled* to the new time, ``S(1+m)·e^{r(T−τ)}``, which is Black–Scholes at ``T − τ`` on
+the shifted spot; CME SPAN's risk arrays revalue "from the current point in time to a specific
+point in time in the near future" (CME, "Components of SPAN",
+http://www.cme.com/clearing/rmspan/span/components.html), and a clearing house's published
+arrays for equity options at r = 10 % are reproduced this way (``docs/methodology/span.md``).
+The row's roll rate is :attr:`InstrumentTable.roll_carry` (``r`` for rolled rows, else 0).
+
+Moves are per row: ``m_ij = m_j·scale_i`` with the scenario set's price-range tiers
+(:meth:`ScenarioSet.row_moves <portmargin.scenarios.ScenarioSet.row_moves>`; scale 1 without).
 
 **Settled instruments** (an option or dated future at or past expiry,
 :meth:`MarketSnapshot.is_expired <portmargin.market.MarketSnapshot.is_expired>`) no longer
@@ -19,8 +39,12 @@ delta and zero P&L in every scenario; a settled option is worth its intrinsic va
 ``M·max(±(P − K), 0)`` USD (``/P`` in coin for inverse products).
 
 ``pnl_settle`` is in each instrument's settlement currency (coin for inverse, quote currency
-for linear) and ``pnl_usd`` in USD. P&L is relative to the *model* value at the mark vol, so
-the unshocked scenario is exactly 0; the mark price enters equity, not the risk array.
+for linear) and ``pnl_usd`` in USD. With the scenario set's ``pnl_base = "model"`` (the
+default, SPAN's convention) P&L is relative to the *model* value at the mark vol, so the
+unshocked scenario is exactly 0 and the mark price enters equity, not the risk array. With
+``pnl_base = "mark"`` an option's P&L is relative to its mark, ``V_ij − M·mark_i`` (USD:
+``mark_settle·F`` for inverse rows; coin: ``V_ij/(F_i(1+m_j)) − mark_settle_i``), as venues
+that report ``V(scenario) − mark`` do.
 A portfolio's scenario P&L is ``q @ pnl`` (or a sparse product for many accounts): nothing
 downstream loops over positions.
 """
@@ -36,12 +60,20 @@ import numpy.typing as npt
 from portmargin._types import BoolArray, FloatArray, IntArray
 from portmargin.errors import InstrumentError, MarketDataError
 from portmargin.instruments import Future, Instrument, InstrumentKind, Option
-from portmargin.market.limits import MULTIPLIER_MAX, PRICE_MAX
+from portmargin.market.limits import MULTIPLIER_MAX, PRICE_MAX, SETTLEMENT_WINDOW
 from portmargin.market.snapshot import MarketSnapshot
 from portmargin.pricing import black76_delta, black76_price
 from portmargin.scenarios import ScenarioSet
 
-__all__ = ["KIND_CODES", "InstrumentTable", "RiskArray", "instrument_table", "risk_array"]
+__all__ = [
+    "KIND_CODES",
+    "InstrumentTable",
+    "RiskArray",
+    "instrument_table",
+    "risk_array",
+    "rolls_on_spot",
+    "scenario_values",
+]
 
 _DAYS_PER_YEAR = 365.0
 KIND_CODES: dict[InstrumentKind, int] = {k: i for i, k in enumerate(InstrumentKind)}
@@ -91,6 +123,11 @@ class InstrumentTable:
     quote_source
         :class:`~portmargin.market.QuoteSource` value of each row (``"quoted"``,
         ``"interpolated"``, ``"settled"``, ``"index"``, ``"perpetual"``).
+    roll_carry
+        Annual rate at which a row's shocked forward is rolled over the look-ahead: the
+        underlying's rate for options on a spot-quoted underlying (forward ``S·e^{rT}`` only),
+        0 for options on futures or explicit forwards and every other row (module docstring).
+        ``None`` when constructed means zeros.
 
     Every array is read-only.
     """
@@ -114,9 +151,18 @@ class InstrumentTable:
     expiry_years: FloatArray
     settled: BoolArray
     quote_source: npt.NDArray[np.str_]
+    roll_carry: FloatArray | None = None
 
     def __post_init__(self) -> None:
+        if self.roll_carry is None:
+            object.__setattr__(self, "roll_carry", np.zeros(len(self.instruments)))
         _freeze(self)
+
+    @property
+    def carry(self) -> FloatArray:
+        """:attr:`roll_carry` as an array (zeros where none was given)."""
+        out: FloatArray = np.asarray(self.roll_carry, dtype=np.float64)
+        return out
 
     @property
     def names(self) -> tuple[str, ...]:
@@ -166,10 +212,16 @@ def instrument_table(instruments: Sequence[Instrument], market: MarketSnapshot) 
     K = np.zeros(n)
     F = np.full(n, market.index_price(und))
     live = [i for i, x in enumerate(insts) if x.expiry is not None and not settled[i]]
+    roll = np.zeros(n)
     if live:
         expiries = [e for e in (insts[i].expiry for i in live) if e is not None]
         T[live] = [market.year_fraction(e) for e in expiries]
         F[live] = market.forwards_for(und, T[live], expiries)
+        if rolls_on_spot(market, und):
+            rate = market.rate(und)
+            for i, e in zip(live, expiries, strict=True):
+                if isinstance(insts[i], Option) and (und, e) not in market.forwards:
+                    roll[i] = rate
     for i in np.flatnonzero(settled).tolist():
         x = insts[i]
         assert x.expiry is not None
@@ -227,7 +279,20 @@ def instrument_table(instruments: Sequence[Instrument], market: MarketSnapshot) 
         expiry_years=expiry_years,
         settled=settled,
         quote_source=np.array(sources, dtype=np.str_),
+        roll_carry=roll,
     )
+
+
+def rolls_on_spot(market: MarketSnapshot, underlying: str) -> bool:
+    """True when ``underlying``'s forwards come from its spot and rate alone.
+
+    That is, when the market has no explicit forward (futures mark or given forward) for it
+    beyond the settlement window, so every forward without its own quote is ``S·e^{rT}``
+    (:class:`~portmargin.market.MarketSnapshot`). Options on such an underlying roll their
+    shocked forward over the look-ahead (module docstring).
+    """
+    window = SETTLEMENT_WINDOW.total_seconds() / (_DAYS_PER_YEAR * 86_400.0)
+    return not any(u == underlying and market.year_fraction(e) > window for u, e in market.forwards)
 
 
 @dataclass(frozen=True, slots=True)
@@ -271,26 +336,72 @@ class RiskArray:
         return out
 
 
+def scenario_values(
+    F: FloatArray,
+    K: FloatArray,
+    T: FloatArray,
+    sigma: FloatArray,
+    is_call: BoolArray,
+    df: FloatArray,
+    moves: FloatArray,
+    *,
+    lookahead_years: float,
+    roll_carry: FloatArray,
+) -> FloatArray:
+    r"""Black-76 value per unit of underlying after the look-ahead, in every scenario.
+
+    The one revaluation kernel of the risk arrays (module docstring), shape ``(n, s)``::
+
+        T'   = max(T − τ, 0)
+        F'_j = F·(1 + m_j)·e^{−c·min(τ, T)}          c = roll_carry (0: option on a forward)
+        V_j  = B76(F'_j, K, T', σ_j, df^{T'/T})      df^{T'/T} = e^{−rT'} when df = e^{−rT}
+
+    Parameters
+    ----------
+    F, K, T, is_call, df, roll_carry
+        Per row, shape ``(n,)``: forward, strike, years to expiry, call flag, discount factor
+        to expiry, roll rate (per year).
+    sigma
+        Shocked vols, ``(n, s)``.
+    moves
+        Relative price moves per row and scenario, ``(n, s)``.
+    lookahead_years
+        ``τ``, years.
+    """
+    T_after = np.maximum(T - lookahead_years, 0.0)
+    df_after = df ** np.divide(T_after, T, out=np.ones_like(T_after), where=T > 0)
+    roll = np.exp(-roll_carry * np.minimum(lookahead_years, np.maximum(T, 0.0)))
+    fwd = F[:, None] * (1.0 + moves) * roll[:, None]
+    out: FloatArray = black76_price(
+        fwd, K[:, None], T_after[:, None], sigma, is_call[:, None], df=df_after[:, None]
+    )
+    return out
+
+
 def risk_array(table: InstrumentTable, scenarios: ScenarioSet) -> RiskArray:
     """Revalue every instrument of ``table`` under every scenario (one vectorised call)."""
-    m = scenarios.price_moves[None, :]
+    m = scenarios.row_moves(table.T * _DAYS_PER_YEAR, table.expiry_group > 0)
     shifted = table.F[:, None] * (1.0 + m)
     opt = table.is_option
     # Options: full Black-76 revaluation with per-instrument vol shocks and look-ahead.
-    T_after = np.maximum(table.T - scenarios.lookahead_years, 0.0)
     sig = scenarios.vol_shock.shocked(
         table.sigma, table.T * _DAYS_PER_YEAR, scenarios.vol_directions
     )
-    K = np.where(opt, table.K, 1.0)[:, None]
-    df_after = np.where(
-        opt,
-        table.df ** np.divide(T_after, table.T, out=np.ones_like(T_after), where=table.T > 0),
-        1.0,
+    v_shock = table.multiplier[:, None] * scenario_values(
+        table.F,
+        np.where(opt, table.K, 1.0),
+        np.where(opt, table.T, 0.0),
+        sig,
+        table.is_call,
+        np.where(opt, table.df, 1.0),
+        m,
+        lookahead_years=scenarios.lookahead_years,
+        roll_carry=np.where(opt, table.carry, 0.0),
     )
-    v_shock = table.multiplier[:, None] * black76_price(
-        shifted, K, T_after[:, None], sig, table.is_call[:, None], df=df_after[:, None]
-    )
-    v0 = table.value_usd[:, None]
+    if scenarios.pnl_base == "mark":  # V(scenario) − mark, USD
+        v0 = np.where(table.inverse, table.mark_settle * table.F, table.mark_settle)[:, None]
+    else:  # V(scenario) − V(model at the mark vol)
+        v0 = table.value_usd[:, None]
     delta_one_usd = table.multiplier[:, None] * table.F[:, None] * m
     pnl_usd = np.where(opt[:, None], v_shock - v0, delta_one_usd)
     coin_opt = v_shock / shifted - v0 / table.F[:, None]

@@ -19,19 +19,35 @@ https://support.deribit.com/hc/en-us/articles/25944756247837-Portfolio-Margin ; 
              σ' = max(σ − |v|·down·scale,    min_vol)          (absolute)
 
 With both powers 0 the shock is flat in expiry (SPAN's vol scan range).
+
+**Price-range tiers** (SPAN's price scan range per contract month): a set may scale its moves
+per expiry. With tiers ``(d_k, s_k)`` (from ``d_k`` days to expiry on, scale ``s_k``), a dated
+instrument ``i`` with ``DTE_i`` days moves by ``m_j·s_k`` for the last ``k`` with
+``d_k ≤ DTE_i`` (scale 1 below the first tier); undated instruments (perpetual, spot, coin
+collateral) move by ``m_j``. A model file writes the tiers as price ranges; the scale is the
+tier's range over the underlying's ``price_range`` (:mod:`portmargin.models.grids`).
+
+**P&L base**: ``"model"`` (SPAN's convention: the unshocked scenario is exactly 0, P&L is
+measured from the model value at the mark vol) or ``"mark"`` (P&L measured from the mark
+price, as venues that report ``V(scenario) − mark`` do); :func:`portmargin.risk.risk_array`
+reads it.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from enum import Enum
+from typing import Literal
 
 import numpy as np
 
-from portmargin._types import FloatArray
+from portmargin._types import BoolArray, FloatArray
 from portmargin.errors import ParameterError
 
-__all__ = ["ScenarioSet", "VolShock", "VolShockMode"]
+__all__ = ["PnlBase", "ScenarioSet", "VolShock", "VolShockMode"]
+
+PnlBase = Literal["model", "mark"]
+"""What scenario P&L is measured from: the model value at the mark vol, or the mark price."""
 
 
 class VolShockMode(Enum):
@@ -133,6 +149,11 @@ class ScenarioSet:
         A label per scenario (``"standard"``, ``"extended"``, ...).
     lookahead_years
         Time by which every expiry is shortened in the scenarios (0 = none).
+    pnl_base
+        ``"model"`` or ``"mark"`` (see the module docstring).
+    tier_from_days, tier_scales
+        Price-range tiers: from ``tier_from_days[k]`` days to expiry on, dated instruments'
+        moves are scaled by ``tier_scales[k]`` (empty: no tiers; module docstring).
     """
 
     price_moves: FloatArray
@@ -142,11 +163,16 @@ class ScenarioSet:
     vol_shock: VolShock
     groups: tuple[str, ...]
     lookahead_years: float = 0.0
+    pnl_base: PnlBase = "model"
+    tier_from_days: FloatArray | None = None
+    tier_scales: FloatArray | None = None
 
     def __post_init__(self) -> None:
         arrays = ("price_moves", "vol_directions", "weights", "coin_weights")
-        for name in arrays:  # private read-only copies: a set is shared by every margin call
-            a = np.array(getattr(self, name), dtype=np.float64)
+        for name in (*arrays, "tier_from_days", "tier_scales"):
+            # private read-only copies: a set is shared by every margin call
+            value = getattr(self, name)
+            a = np.array([] if value is None else value, dtype=np.float64).reshape(-1)
             a.setflags(write=False)
             object.__setattr__(self, name, a)
         n = self.price_moves.shape[0]
@@ -161,7 +187,46 @@ class ScenarioSet:
             raise ParameterError("scenario set: weights must be >= 0")
         if not (np.isfinite(self.lookahead_years) and self.lookahead_years >= 0):
             raise ParameterError("scenario set: lookahead must be finite and >= 0")
+        if self.pnl_base not in ("model", "mark"):
+            raise ParameterError(
+                f"scenario set: pnl_base must be 'model' or 'mark', got {self.pnl_base!r}"
+            )
+        days, scales = self.tier_days, self.scales
+        if days.shape != scales.shape:
+            raise ParameterError("scenario set: one scale per price-range tier")
+        if not (np.all(np.isfinite(days)) and np.all(np.isfinite(scales)) and np.all(scales > 0)):
+            raise ParameterError("scenario set: tier days and scales must be finite, scales > 0")
+        if days.size and not (days[0] >= 0 and np.all(np.diff(days) > 0)):
+            raise ParameterError("scenario set: tier days must be >= 0 and strictly increasing")
         object.__setattr__(self, "groups", tuple(self.groups))
+
+    @property
+    def tier_days(self) -> FloatArray:
+        """Start (days to expiry) of each price-range tier (empty without tiers)."""
+        out: FloatArray = np.asarray(self.tier_from_days, dtype=np.float64)
+        return out
+
+    @property
+    def scales(self) -> FloatArray:
+        """Move scale of each price-range tier (empty without tiers)."""
+        out: FloatArray = np.asarray(self.tier_scales, dtype=np.float64)
+        return out
+
+    def move_scale(self, dte_days: FloatArray, dated: BoolArray) -> FloatArray:
+        """Scale of each instrument's moves: its tier's for dated rows, else 1 (module doc)."""
+        d = np.asarray(dte_days, dtype=np.float64)
+        out = np.ones(d.shape)
+        days, scales = self.tier_days, self.scales
+        if days.size:
+            k = np.searchsorted(days, d, side="right") - 1
+            tiered = np.asarray(dated, dtype=np.bool_) & (k >= 0)
+            out = np.where(tiered, scales[np.maximum(k, 0)], 1.0)
+        return out
+
+    def row_moves(self, dte_days: FloatArray, dated: BoolArray) -> FloatArray:
+        """Moves per instrument and scenario, ``m_j·scale_i``, shape ``(n, s)``."""
+        out: FloatArray = self.move_scale(dte_days, dated)[:, None] * self.price_moves[None, :]
+        return out
 
     def __len__(self) -> int:
         return int(self.price_moves.shape[0])
@@ -177,11 +242,14 @@ class ScenarioSet:
         coin_weights: list[float] | None = None,
         groups: list[str] | None = None,
         lookahead_years: float = 0.0,
+        pnl_base: PnlBase = "model",
+        tiers: list[tuple[float, float]] | None = None,
     ) -> ScenarioSet:
-        """Build a scenario set from lists (weights default to 1)."""
+        """Build a scenario set from lists (weights default to 1; ``tiers``: (days, scale))."""
         n = len(moves)
         w = np.asarray(weights if weights is not None else [1.0] * n, dtype=np.float64)
         cw = np.asarray(coin_weights, dtype=np.float64) if coin_weights is not None else w.copy()
+        tier_list = tiers or []
         return cls(
             np.asarray(moves, dtype=np.float64),
             np.asarray(directions, dtype=np.float64),
@@ -190,4 +258,7 @@ class ScenarioSet:
             vol_shock,
             tuple(groups if groups is not None else ["standard"] * n),
             lookahead_years,
+            pnl_base,
+            np.asarray([t[0] for t in tier_list], dtype=np.float64),
+            np.asarray([t[1] for t in tier_list], dtype=np.float64),
         )

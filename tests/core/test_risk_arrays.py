@@ -3,14 +3,25 @@
 from __future__ import annotations
 
 import math
+from datetime import UTC, datetime, timedelta
 
 import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from pydantic import ValidationError
 
-from portmargin.market import demo_market
+from portmargin.instruments import ProductSpec, Settlement
+from portmargin.market import (
+    MarketSnapshot,
+    OptionQuote,
+    UnderlyingQuote,
+    build_market,
+    demo_market,
+)
 from portmargin.models import load_model
+from portmargin.models.config import UnderlyingParams
+from portmargin.models.grids import span16_grid
 from portmargin.pricing import black76_price
 from portmargin.risk import instrument_table, risk_array
 from portmargin.scenarios import ScenarioSet, VolShock, VolShockMode
@@ -152,3 +163,158 @@ def test_long_option_loss_bounded_by_value() -> None:
     assert np.all(ra.pnl_settle.min(axis=1) >= -coin_value - 1e-12)
     assert np.all(ra.pnl_usd.min(axis=1) >= -table.value_usd - 1e-9)
     assert math.isfinite(float(ra.pnl_usd.sum()))
+
+
+# ----------------------------------------------------------------------------------------
+# Look-ahead revaluation: the rolled convention for options on a spot-quoted underlying.
+#
+# CME, "Components of SPAN" (http://www.cme.com/clearing/rmspan/span/components.html): a risk
+# array value is the gain or loss "from the current point in time to a specific point in time
+# in the near future ... the look-ahead time", one trading day; CME Type B records give it in
+# years ("Lookahead Time (in years)"). For an option on a spot-quoted underlying the price
+# scenario moves the spot, and the underlying is carried to the new time: Black-Scholes at
+# T − τ on the shifted spot, V = S'·N(d1) − K·e^{−r(T−τ)}·N(d2). Options on futures (or on an
+# explicit forward) keep the shifted futures price: V = e^{−r(T−τ)}·B76(F', K, T − τ).
+
+_T0 = datetime(2026, 2, 25, 8, 0, tzinfo=UTC)
+_EXPIRY = _T0 + timedelta(days=14)  # 11MAR26, 14 days
+_XYZ = {"XYZ": ProductSpec("XYZ", "XYZ", Settlement.LINEAR, "USD", 100.0)}
+
+
+def _ncdf(x: float) -> float:
+    return 0.5 * (1.0 + math.erf(x / math.sqrt(2.0)))
+
+
+def _bs(S: float, K: float, T: float, sigma: float, r: float, *, call: bool) -> float:
+    """Black-Scholes on a spot with rate r, written out (no dividends)."""
+    if T <= 0.0:
+        return max(S - K, 0.0) if call else max(K - S, 0.0)
+    d1 = (math.log(S / K) + (r + 0.5 * sigma * sigma) * T) / (sigma * math.sqrt(T))
+    d2 = d1 - sigma * math.sqrt(T)
+    if call:
+        return S * _ncdf(d1) - K * math.exp(-r * T) * _ncdf(d2)
+    return K * math.exp(-r * T) * _ncdf(-d2) - S * _ncdf(-d1)
+
+
+def _xyz_market(*, forward: float | None = None) -> MarketSnapshot:
+    """XYZ spot 100, r = 10 %, options at 20 % vol on 11MAR26; optionally an explicit forward."""
+    names = ["XYZ-11MAR26-100-C", "XYZ-11MAR26-100-P", "XYZ-11MAR26-75-C"]
+    return build_market(
+        valuation_time=_T0,
+        products=_XYZ,
+        underlyings={"XYZ": UnderlyingQuote(100.0, 0.10)},
+        forwards=None if forward is None else {("XYZ", _EXPIRY): forward},
+        options={n: OptionQuote(mark_iv=0.20) for n in names},
+    )
+
+
+def _span_grid(basis: int) -> ScenarioSet:
+    # a clearing house's equity-option layout: PSR 9 %, VSR 23 % of IV, X = 3, c = 0.32
+    u = UnderlyingParams(
+        price_range=0.09,
+        vol_up=0.23,
+        vol_down=0.23,
+        extreme_multiplier=3.0,
+        cover_fraction=0.32,
+        lookahead_days=1.0,
+        lookahead_basis=basis,
+    )
+    return span16_grid(u)
+
+
+def test_lookahead_rolls_the_spot_of_an_option_on_a_spot_quoted_underlying() -> None:
+    market = _xyz_market()
+    names = ["XYZ-11MAR26-100-C", "XYZ-11MAR26-100-P", "XYZ-11MAR26-75-C"]
+    table = instrument_table([market.instrument(n) for n in names], market)
+    np.testing.assert_array_equal(table.carry, [0.10, 0.10, 0.10])
+    scen = _span_grid(252)
+    assert scen.lookahead_years == 1 / 252
+    ra = risk_array(table, scen)
+    T, tau, r = 14 / 365, 1 / 252, 0.10
+    for row, (K, call) in enumerate([(100.0, True), (100.0, False), (75.0, True)]):
+        v0 = _bs(100.0, K, T, 0.20, r, call=call)
+        for j in range(16):
+            m = float(scen.price_moves[j])
+            d = float(scen.vol_directions[j])
+            sig = 0.20 * (1.0 + 0.23 * d)
+            expected = 100.0 * (_bs(100.0 * (1 + m), K, T - tau, sig, r, call=call) - v0)
+            assert ra.pnl_usd[row, j] == pytest.approx(expected, rel=1e-9, abs=1e-9)
+    # The deep in-the-money call loses the carry of its strike over the day, K·r·τ per unit
+    # (≈ 2.976 USD per contract of 100), where holding the forward fixed would show a gain of
+    # (S − K)·r·τ: the difference is S·(e^{rτ} − 1)·M ≈ 3.97 USD, 0.44 % of the 900 USD scan.
+    loss = -float(ra.pnl_usd[2, 0])  # no move, vol up
+    assert loss == pytest.approx(
+        100.0 * 75.0 * (math.exp(-r * (T - tau)) - math.exp(-r * T)), rel=1e-3
+    )
+    F = 100.0 * math.exp(r * T)
+    fixed = 100.0 * (
+        math.exp(-r * (T - tau)) * float(black76_price(F, 75.0, T - tau, 0.2 * 1.23, True))
+        - _bs(100.0, 75.0, T, 0.20, r, call=True)
+    )
+    assert abs(-fixed - loss) / 900.0 == pytest.approx(
+        100.0 * 100.0 * (math.exp(r * tau) - 1) / 900.0, rel=1e-3
+    )
+
+
+def test_lookahead_keeps_the_futures_price_of_an_option_on_a_forward() -> None:
+    # The same option with an explicit forward for its expiry: an option on that forward.
+    market = _xyz_market(forward=100.5)
+    table = instrument_table([market.instrument("XYZ-11MAR26-100-C")], market)
+    assert float(table.carry[0]) == 0.0
+    scen = _span_grid(252)
+    ra = risk_array(table, scen)
+    T, tau, r = 14 / 365, 1 / 252, 0.10
+    v0 = math.exp(-r * T) * float(black76_price(100.5, 100.0, T, 0.20, True))
+    for j in range(16):
+        m = float(scen.price_moves[j])
+        sig = 0.20 * (1.0 + 0.23 * float(scen.vol_directions[j]))
+        v = math.exp(-r * (T - tau)) * float(
+            black76_price(100.5 * (1 + m), 100.0, T - tau, sig, True)
+        )
+        assert ra.pnl_usd[0, j] == pytest.approx(100.0 * (v - v0), rel=1e-9, abs=1e-9)
+
+
+def test_lookahead_basis_is_calendar_or_trading_days() -> None:
+    assert _span_grid(365).lookahead_years == 1 / 365
+    assert _span_grid(252).lookahead_years == 1 / 252
+    with pytest.raises(ValidationError, match=r"365 .* or 252"):
+        UnderlyingParams(lookahead_basis=360)
+
+
+def test_demo_market_has_no_rolled_rows() -> None:
+    # Crypto forwards come from futures marks (the demo has a rate of 0 and futures): every
+    # option is an option on its forward, as before.
+    names = MARKET.option_names("BTC")[::50]
+    table = instrument_table([MARKET.instrument(n) for n in names], MARKET)
+    assert not table.carry.any()
+
+
+# ----------------------------------------------------------------------------------------
+# pnl_base: V(scenario) − V(model at the mark vol) (SPAN) or V(scenario) − mark (venues)
+
+
+def test_pnl_base_mark_measures_from_the_mark_price() -> None:
+    name = "BTC-27MAR26-70000-C"
+    market = build_market(
+        valuation_time=MARKET.valuation_time,
+        underlyings={"BTC": UnderlyingQuote(70000.0)},
+        futures={"BTC-27MAR26": 70288.26},
+        options={name: OptionQuote(mark_iv=0.55, mark_price=0.07)},  # both quoted: they differ
+    )
+    table = instrument_table([market.instrument(name)], market)
+    F = float(table.F[0])
+    model_coin = float(table.value_usd[0]) / F
+    assert abs(model_coin - 0.07) > 1e-3
+    moves = [-0.1, 0.0, 0.1]
+    by_model = risk_array(table, ScenarioSet.build(moves, [0.0] * 3, VolShock(0.5, 0.25)))
+    by_mark = risk_array(
+        table, ScenarioSet.build(moves, [0.0] * 3, VolShock(0.5, 0.25), pnl_base="mark")
+    )
+    assert by_model.pnl_settle[0, 1] == 0.0  # unshocked: exactly 0 from the model value
+    # coin: V/(F(1+m)) − mark; USD: V − mark·F
+    np.testing.assert_allclose(
+        by_mark.pnl_settle[0], by_model.pnl_settle[0] + model_coin - 0.07, rtol=0, atol=1e-15
+    )
+    np.testing.assert_allclose(
+        by_mark.pnl_usd[0], by_model.pnl_usd[0] + (model_coin - 0.07) * F, rtol=1e-12
+    )

@@ -5,14 +5,15 @@ A model file has top-level settings, two tables keyed by name (each with an opti
 one schema per ``kind``. The public contract, with every key, unit, range, default and
 source, is ``docs/models.md``::
 
-    name = "deribit"; version = "2024.1"; grid = "deribit" | "span16" | "tims10"
+    name = "deribit"; version = "2024.1"; grid = "deribit" | "span16" | "tims10" | "custom"
     currency_mode = "segregated" | "cross";  collateral = "scenario" | "haircut"
     im_multiplier = 1.0;  mm_multiplier = 0.8
     [underlyings.default]  price_range, buckets_per_side, vol_up, vol_down, ...
     [underlyings.BTC]      overrides for BTC
     [currencies.BTC]       pnl_offset, max_offsetable_pnl, extended_dampener, haircut
     [[charges]]            kind = "roll_shock" | "delta_shock" | "span_*" | "tims_*"
-    [[credits]]            kind = "span_inter_commodity" | "tims_product_group"
+    [[credits]]            kind = "span_inter_commodity" | "span_scanning_spread"
+                           | "tims_product_group"
 
 Every table forbids unknown keys, every number is finite and range-checked, and the
 combinations are checked too (a grid the charges cannot run on, sub-tables naming an
@@ -62,17 +63,21 @@ __all__ = [
     "CurrencyParams",
     "DeltaShockParams",
     "DeltaShockRates",
+    "ExtraScenario",
     "InterSpread",
     "IntraSpread",
     "ModelParams",
+    "PriceRangeTier",
     "ProductGroup",
     "RollShockParams",
     "RollShockRates",
+    "ScanningSpread",
     "ShortOptionMinimumParams",
     "ShortOptionMinimumRates",
     "SpanInterParams",
     "SpanIntraParams",
     "SpanIntraRates",
+    "SpanScanningSpreadParams",
     "SpanSpotParams",
     "SpanSpotRates",
     "TimsMinimumParams",
@@ -112,6 +117,11 @@ Days = Annotated[float, Field(gt=0.0, le=_MAX_DAYS, strict=True, allow_inf_nan=F
 Move = Annotated[float, Field(gt=-1.0, le=100.0, strict=True, allow_inf_nan=False)]
 Ratio = Annotated[float, Field(gt=0.0, le=1e6, strict=True, allow_inf_nan=False)]
 Tier = Annotated[int, Field(ge=0, le=100, strict=True)]
+VolShift = Annotated[float, Field(ge=-10.0, le=10.0, strict=True, allow_inf_nan=False)]
+Weight = Annotated[float, Field(ge=0.0, le=100.0, strict=True, allow_inf_nan=False)]
+
+_CUSTOM_KEYS = ("price_moves", "vol_shifts", "move_weights", "extra_scenarios")
+"""Underlying keys read only by the ``custom`` grid."""
 
 
 class _KeyError(ValueError):
@@ -131,12 +141,28 @@ class _Strict(BaseModel):
 # Underlyings and currencies
 
 
+class PriceRangeTier(_Strict):
+    """A price scan range for expiries from ``from_days`` days on (SPAN: per contract month)."""
+
+    from_days: float = _num(..., ge=0.0, le=_MAX_DAYS)
+    price_range: float = _num(..., ge=1e-4, lt=1.0)
+
+
+class ExtraScenario(_Strict):
+    """One scenario of the ``custom`` grid beyond its moves × vol shifts (a venue's tails)."""
+
+    move: float = _num(..., gt=-1.0, le=100.0)
+    vol_shift: float = _num(0.0, ge=-10.0, le=10.0)
+    weight: float = _num(1.0, ge=0.0, le=100.0)
+
+
 class UnderlyingParams(_Strict):
     """Scenario parameters of one underlying (fractions are decimals: 0.16 = 16 %).
 
     Each grid reads some of them (``docs/models.md``): ``deribit`` the price range, buckets,
     vol shock and extended moves; ``span16`` the price and vol scan ranges, extreme move,
-    cover fraction and look-ahead; ``tims10`` the down/up ranges.
+    cover fraction, look-ahead and price-range tiers; ``tims10`` the down/up ranges;
+    ``custom`` its moves, vol shifts, weights and extra scenarios.
     """
 
     price_range: float = _num(0.15, ge=1e-4, lt=1.0)
@@ -156,13 +182,50 @@ class UnderlyingParams(_Strict):
     extreme_multiplier: float = _num(3.0, ge=0.0, le=20.0)
     cover_fraction: float = _num(0.33, ge=0.0, le=1.0)
     lookahead_days: float = _num(0.0, ge=0.0, le=30.0)
+    lookahead_basis: int = Field(default=365, strict=True)
+    """Days per year of the look-ahead: 365 (calendar days) or 252 (trading days)."""
+    pnl_base: Literal["model", "mark"] = "model"
+    """Scenario P&L from the model value at the mark vol (SPAN) or from the mark price."""
+    price_range_tiers: tuple[PriceRangeTier, ...] = Field(default=(), max_length=20)
+    price_moves: tuple[Move, ...] = Field(default=(), max_length=200)
+    vol_shifts: tuple[VolShift, ...] = Field(default=(0.0,), min_length=1, max_length=20)
+    move_weights: tuple[Weight, ...] | None = Field(default=None, max_length=200)
+    extra_scenarios: tuple[ExtraScenario, ...] = Field(default=(), max_length=200)
 
     @model_validator(mode="after")
     def _moves_not_zero(self) -> Self:
+        if self.lookahead_basis not in (365, 252):
+            raise _KeyError(
+                ("lookahead_basis",),
+                f"must be 365 (calendar days) or 252 (trading days), got {self.lookahead_basis}",
+            )
         for i, m in enumerate(self.extended_moves):
             if m == 0.0:
                 raise _KeyError(("extended_moves", i), "must not be 0 (its weight is PR/|m|)")
+        tiers = self.price_range_tiers
+        for i in range(1, len(tiers)):
+            if not tiers[i].from_days > tiers[i - 1].from_days:
+                raise _KeyError(
+                    ("price_range_tiers", i, "from_days"),
+                    f"must be above the tier before it ({tiers[i - 1].from_days:g}), got "
+                    f"{tiers[i].from_days:g}",
+                )
+        if self.move_weights is not None and len(self.move_weights) != len(self.price_moves):
+            raise _KeyError(
+                ("move_weights",),
+                f"needs one weight per price move ({len(self.price_moves)}), got "
+                f"{len(self.move_weights)}",
+            )
         return self
+
+    @property
+    def lookahead_years(self) -> float:
+        """``lookahead_days / lookahead_basis``."""
+        return self.lookahead_days / self.lookahead_basis
+
+    def range_tiers(self) -> list[tuple[float, float]]:
+        """``(from_days, price_range_tier / price_range)`` of each price-range tier."""
+        return [(t.from_days, t.price_range / self.price_range) for t in self.price_range_tiers]
 
     def vol_shock(self) -> VolShock:
         """The :class:`~portmargin.scenarios.VolShock` these parameters describe."""
@@ -407,9 +470,14 @@ class SpanSpotParams(_AddOn, SpanSpotRates):
 
 
 class ShortOptionMinimumRates(_Strict):
-    """SOM rate (fraction of the index per short option) and aggregation of one underlying."""
+    """SOM of one underlying: a rate and/or a fixed USD amount per short option, aggregated.
+
+    ``rate`` is a fraction of the index per unit of underlying; ``per_contract_usd`` a fixed
+    amount per short option contract (CME quotes $ per contract).
+    """
 
     rate: float = _num(0.0, ge=0.0, le=1.0)
+    per_contract_usd: float = _num(0.0, ge=0.0, le=1e9)
     method: Literal["gross", "max"] = "gross"
 
 
@@ -478,6 +546,27 @@ class SpanInterParams(_Credit):
     grids: ClassVar[frozenset[str] | None] = frozenset({"span16"})
 
 
+class ScanningSpread(_Strict):
+    """One SPAN scanning-based spread (CME method 4): legs (underlyings) and a credit rate."""
+
+    legs: tuple[Code, ...] = Field(min_length=2, max_length=10)
+    rate: float = _num(..., ge=0.0, le=1.0)
+
+    @model_validator(mode="after")
+    def _legs(self) -> Self:
+        for i, leg in enumerate(self.legs):
+            if leg in self.legs[:i]:
+                raise _KeyError(("legs", i), f"{leg} is already a leg")
+        return self
+
+
+class SpanScanningSpreadParams(_Credit):
+    """SPAN scanning-based inter-commodity spread (``kind = "span_scanning_spread"``)."""
+
+    kind: Literal["span_scanning_spread"] = "span_scanning_spread"
+    spreads: tuple[ScanningSpread, ...] = Field(default=(), max_length=200)
+
+
 class ProductGroup(_Strict):
     """One TIMS product group: its class groups (underlyings) and offset fraction."""
 
@@ -510,7 +599,10 @@ ChargeSpec = Annotated[
 ]
 """A ``[[charges]]`` entry: one schema per ``kind``."""
 
-CreditSpec = Annotated[SpanInterParams | TimsProductGroupParams, Field(discriminator="kind")]
+CreditSpec = Annotated[
+    SpanInterParams | SpanScanningSpreadParams | TimsProductGroupParams,
+    Field(discriminator="kind"),
+]
 """A ``[[credits]]`` entry: one schema per ``kind``."""
 
 CHARGE_KINDS: Mapping[str, type[ChargeParams]] = {
@@ -525,6 +617,7 @@ CHARGE_KINDS: Mapping[str, type[ChargeParams]] = {
 
 CREDIT_KINDS: Mapping[str, type[ChargeParams]] = {
     "span_inter_commodity": SpanInterParams,
+    "span_scanning_spread": SpanScanningSpreadParams,
     "tims_product_group": TimsProductGroupParams,
 }
 """The schema of each credit kind (as the ``CreditSpec`` union)."""
@@ -542,7 +635,7 @@ class ModelParams(_Strict):
     name: str = Field(min_length=1, max_length=100, strict=True)
     version: str = Field(min_length=1, max_length=100, strict=True)
     description: str = Field(default="", max_length=1000, strict=True)
-    grid: Literal["deribit", "span16", "tims10"]
+    grid: Literal["deribit", "span16", "tims10", "custom"]
     currency_mode: Literal["segregated", "cross"] = "segregated"
     collateral: Literal["scenario", "haircut"] = "scenario"
     im_multiplier: float = _num(1.0, gt=0.0, le=100.0)
@@ -715,26 +808,57 @@ class ModelParams(_Strict):
                 owner: dict[str, int] = {}
                 for g, group in enumerate(credit.groups):
                     path = ("credits", i, credit.kind, "groups", g, "members")
-                    for n, member in enumerate(group.members):
-                        if member not in declared:
+                    self._check_aligned(path, group.members, owner, g, "groups", "members")
+            elif isinstance(credit, SpanScanningSpreadParams):
+                owner = {}
+                delta_legs = {
+                    leg: j
+                    for j, c in enumerate(self.credits)
+                    if isinstance(c, SpanInterParams)
+                    for spread in c.spreads
+                    for leg in spread.legs
+                }
+                for g, sspread in enumerate(credit.spreads):
+                    spath: tuple[str | int, ...] = ("credits", i, credit.kind, "spreads", g)
+                    spath += ("legs",)
+                    self._check_aligned(spath, sspread.legs, owner, g, "spreads", "legs")
+                    for n, leg in enumerate(sspread.legs):
+                        if leg in delta_legs:
                             raise _KeyError(
-                                (*path, n),
-                                f"{member} is not an underlying of this model (declare "
-                                f"[underlyings.{member}] to use it)",
+                                (*spath, n),
+                                f"{leg} is also a leg of credits[{delta_legs[leg]}] "
+                                "(span_inter_commodity): one underlying takes one kind of "
+                                "inter-commodity credit",
                             )
-                        if member in owner:
-                            raise _KeyError(
-                                (*path, n), f"{member} is already in groups[{owner[member]}]"
-                            )
-                        owner[member] = g
-                    counts = {m: len(self._grid_of(m)) for m in group.members}
-                    if len(set(counts.values())) > 1:
-                        shown = ", ".join(f"{m} {c}" for m, c in counts.items())
-                        raise _KeyError(
-                            path,
-                            f"members need the same number of scenarios to offset point by "
-                            f"point, got {shown}",
-                        )
+
+    def _check_aligned(
+        self,
+        path: tuple[str | int, ...],
+        members: Sequence[str],
+        owner: dict[str, int],
+        g: int,
+        table: str,
+        what: str,
+    ) -> None:
+        """Members are declared, in one group each, with as many scenarios as each other."""
+        declared = self._declared()
+        for n, member in enumerate(members):
+            if member not in declared:
+                raise _KeyError(
+                    (*path, n),
+                    f"{member} is not an underlying of this model (declare "
+                    f"[underlyings.{member}] to use it)",
+                )
+            if member in owner:
+                raise _KeyError((*path, n), f"{member} is already in {table}[{owner[member]}]")
+            owner[member] = g
+        counts = {m: len(self._grid_of(m)) for m in members}
+        if len(set(counts.values())) > 1:
+            shown = ", ".join(f"{m} {c}" for m, c in counts.items())
+            raise _KeyError(
+                path,
+                f"{what} need the same number of scenarios to offset point by point, got {shown}",
+            )
 
     def _grid_of(self, name: str) -> Any:
         from portmargin.models.grids import GRIDS  # grids imports this module
@@ -742,7 +866,8 @@ class ModelParams(_Strict):
         return GRIDS[self.grid](self.underlying(name))
 
     def _check_scenarios(self) -> None:
-        for name in sorted({"default", *self.underlyings}):
+        # default first: a key written there is reported there, not on an underlying
+        for name in ["default", *sorted(set(self.underlyings) - {"default"})]:
             u = self.underlying(name)
             where: tuple[str | int, ...] = ("underlyings", name)
             if u.vol_mode == "relative" and u.vol_down > 1.0:
@@ -759,16 +884,54 @@ class ModelParams(_Strict):
                             f"{m:g} lies inside the standard range ±{u.price_range:g}: extended "
                             "moves are beyond price_range (their weight is price_range/|m|)",
                         )
-            if self.grid == "span16" and u.extreme_multiplier * u.price_range >= 1.0:
+            widest = max([u.price_range, *(t.price_range for t in u.price_range_tiers)])
+            if self.grid == "span16" and u.extreme_multiplier * widest >= 1.0:
                 raise _KeyError(
                     (*where, "extreme_multiplier"),
                     f"the extreme move {u.extreme_multiplier:g} x price_range "
-                    f"{u.price_range:g} must stay below 100 % (a price cannot fall below 0)",
+                    f"{widest:g} must stay below 100 % (a price cannot fall below 0)",
                 )
+            if u.price_range_tiers and self.grid != "span16":
+                raise _KeyError(
+                    (*where, "price_range_tiers"),
+                    f"read only by the span16 grid (SPAN's price scan range per contract "
+                    f"month), not by {self.grid!r}",
+                )
+            self._check_custom(u, where)
             try:
                 self._grid_of(name)
             except ParameterError as exc:
                 raise _KeyError(where, str(exc)) from None
+
+    def _check_custom(self, u: UnderlyingParams, where: tuple[str | int, ...]) -> None:
+        """The ``custom`` grid's keys: only on that grid; scenarios exist; vols stay >= 0."""
+        if self.grid != "custom":
+            for key in _CUSTOM_KEYS:
+                if getattr(u, key) != UnderlyingParams.model_fields[key].default:
+                    raise _KeyError(
+                        (*where, key), f"read only by the custom grid, not by {self.grid!r}"
+                    )
+            return
+        if not (u.price_moves or u.extra_scenarios):
+            raise _KeyError(
+                (*where, "price_moves"),
+                "the custom grid needs price_moves or extra_scenarios (no scenario at all)",
+            )
+        if u.vol_mode == "relative":
+            shifts: list[tuple[tuple[str | int, ...], float]] = [
+                (("vol_shifts", i), v) for i, v in enumerate(u.vol_shifts)
+            ]
+            shifts += [
+                (("extra_scenarios", i, "vol_shift"), x.vol_shift)
+                for i, x in enumerate(u.extra_scenarios)
+            ]
+            for at, v in shifts:
+                if v < -1.0:
+                    raise _KeyError(
+                        (*where, *at),
+                        f"must be >= -1 with vol_mode = 'relative' (a vol cannot fall by more "
+                        f"than 100 %), got {v:g}",
+                    )
 
 
 def _spot_mismatch(intra_index: int, key: str) -> str:

@@ -36,6 +36,24 @@ Sources: OCC, "Customer Portfolio Margin"
 (https://www.theocc.com/risk-management/customer-portfolio-margin); FINRA Rule 4210(g)
 (https://www.finra.org/rules-guidance/rulebooks/finra-rules/4210), which sets the ten
 equidistant valuation points and the ranges (±15 % for equities).
+
+``custom``: a venue's grid written in the model file alone: every price move × every vol
+shift (move-major), each move's weight, then ``extra_scenarios`` (a venue's tails)::
+
+    scenarios = [(m_i, v_k, w_i) for m_i in price_moves for v_k in vol_shifts]
+              + [(x.move, x.vol_shift, x.weight) for x in extra_scenarios]   group "extended"
+
+A vol shift is in the underlying's ``vol_mode`` units, scaled by the term structure
+(:class:`~portmargin.scenarios.VolShock` with ``up = down = 1``):
+``σ' = σ·(1 + v·scale)`` (relative) or ``σ + v·scale`` (absolute), floored by ``min_vol_up``
+/ ``min_vol``. Coin weights equal the USD weights (no re-denomination).
+
+Every grid: the look-ahead is ``lookahead_days / lookahead_basis`` years (365 calendar or 252
+trading days per year: SPAN's "Lookahead Time (in years)", CME Type B record,
+https://cmegroupclientsite.atlassian.net/wiki/spaces/pubspan/pages/46989313); ``pnl_base``
+says what scenario P&L is measured from. ``span16`` also reads ``price_range_tiers``: a dated
+instrument with at least ``from_days`` days to expiry moves by ``m_j·PSR_tier/PSR``, so each
+contract month is scanned at its own price scan range (as a SPAN file gives one per month).
 """
 
 from __future__ import annotations
@@ -43,11 +61,9 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 
 from portmargin.models.config import UnderlyingParams
-from portmargin.scenarios import ScenarioSet
+from portmargin.scenarios import ScenarioSet, VolShock, VolShockMode
 
-__all__ = ["GRIDS", "deribit_grid", "span16_grid", "tims10_grid"]
-
-_DAYS_PER_YEAR = 365.0
+__all__ = ["GRIDS", "custom_grid", "deribit_grid", "span16_grid", "tims10_grid"]
 
 
 def deribit_grid(p: UnderlyingParams) -> ScenarioSet:
@@ -78,7 +94,8 @@ def deribit_grid(p: UnderlyingParams) -> ScenarioSet:
         weights=weights,
         coin_weights=coin_weights,
         groups=groups,
-        lookahead_years=p.lookahead_days / _DAYS_PER_YEAR,
+        lookahead_years=p.lookahead_years,
+        pnl_base=p.pnl_base,
     )
 
 
@@ -102,7 +119,9 @@ def span16_grid(p: UnderlyingParams) -> ScenarioSet:
         p.vol_shock(),
         weights=weights,
         groups=groups,
-        lookahead_years=p.lookahead_days / _DAYS_PER_YEAR,
+        lookahead_years=p.lookahead_years,
+        pnl_base=p.pnl_base,
+        tiers=p.range_tiers(),
     )
 
 
@@ -116,7 +135,48 @@ def tims10_grid(p: UnderlyingParams) -> ScenarioSet:
         [0.0] * 10,
         p.vol_shock(),
         groups=[f"down{k}" for k in range(5, 0, -1)] + [f"up{k}" for k in range(1, 6)],
-        lookahead_years=p.lookahead_days / _DAYS_PER_YEAR,
+        lookahead_years=p.lookahead_years,
+        pnl_base=p.pnl_base,
+    )
+
+
+def custom_grid(p: UnderlyingParams) -> ScenarioSet:
+    """A venue's grid from the model file: moves × vol shifts, then extra scenarios."""
+    moves: list[float] = []
+    shifts: list[float] = []
+    weights: list[float] = []
+    groups: list[str] = []
+    move_weights = p.move_weights if p.move_weights is not None else (1.0,) * len(p.price_moves)
+    for m, w in zip(p.price_moves, move_weights, strict=True):
+        for v in p.vol_shifts:
+            moves.append(m)
+            shifts.append(v)
+            weights.append(w)
+            groups.append("standard")
+    for x in p.extra_scenarios:
+        moves.append(x.move)
+        shifts.append(x.vol_shift)
+        weights.append(x.weight)
+        groups.append("extended")
+    shock = VolShock(
+        up=1.0,
+        down=1.0,
+        mode=VolShockMode(p.vol_mode),
+        short_term_power=p.short_term_power,
+        long_term_power=p.long_term_power,
+        pivot_days=p.pivot_days,
+        dte_floor_days=p.dte_floor_days,
+        min_vol_up=p.min_vol_up,
+        min_vol=p.min_vol,
+    )
+    return ScenarioSet.build(
+        moves,
+        shifts,
+        shock,
+        weights=weights,
+        groups=groups,
+        lookahead_years=p.lookahead_years,
+        pnl_base=p.pnl_base,
     )
 
 
@@ -124,5 +184,6 @@ GRIDS: Mapping[str, Callable[[UnderlyingParams], ScenarioSet]] = {
     "deribit": deribit_grid,
     "span16": span16_grid,
     "tims10": tims10_grid,
+    "custom": custom_grid,
 }
 """The grid of each ``grid`` value of a model file."""

@@ -10,8 +10,12 @@ schemas of :mod:`portmargin.models.config` (``SpanIntraParams``, ``SpanSpotParam
 
 Composite delta, per contract, vol unchanged, after the look-ahead ``τ_look`` (one day)::
 
-    cd = Σ_k w_k · M · Δ_B76(F·(1 + k/3·PSR), K, max(T − τ_look, 0), σ),  k = −3…3
+    cd = Σ_k w_k · M · Δ_B76(F·(1 + k/3·PSR_i)·e^{−c_i·min(τ, T)}, K, max(T − τ_look, 0), σ)
     w  = 0.037, 0.111, 0.217, 0.270, 0.217, 0.111, 0.037           (delta-one: cd = M)
+
+with ``PSR_i`` the row's price scan range (its tier's, ``price_range_tiers``) and ``c_i`` its
+roll rate (options on a spot-quoted underlying roll the shifted spot to ``T − τ``,
+:mod:`portmargin.risk`; 0 otherwise).
 
 Scan decomposition, ``L_j`` = loss in scenario j (positive = loss)::
 
@@ -30,10 +34,18 @@ shares the intra charge's tiers and spreads)::
 
     spot = (|Δ consumed by spreads|·rate_consumed + |Δ remaining|·rate_remaining)·S/usd_rate
 
-Short option minimum::
+Short option minimum, per side (calls, puts), a rate on units and/or a fixed USD amount per
+short contract (CME quotes SOM in $ per contract)::
 
-    SOM = rate·S/usd_rate · Σ_i M_i·max(−q_i, 0) over short calls + short puts   (method "gross")
-        = rate·S/usd_rate · max(Σ short calls, Σ short puts)                     (method "max")
+    side = rate·S/usd_rate · Σ_i M_i·max(−q_i, 0) + per_contract_usd/usd_rate · Σ_i max(−q_i, 0)
+    SOM  = side_calls + side_puts            (method "gross")
+         = max(side_calls, side_puts)        (method "max")
+
+Scanning-based inter-commodity spread (CME method 4), per spread of legs ``c`` with raw
+scenario P&L ``v_cj`` (gain > 0) and credit rate ``ρ``::
+
+    risk_j = Σ_c max(−v_cj, 0) − ρ·Σ_c max(v_cj, 0)            (losses − rate × gains)
+    credit = max(Σ_c scan_c − max(max_j risk_j, 0), 0)          (split pro rata to scan_c)
 
 Inter-commodity credit between underlyings of one pool, on the net composite delta in USD
 (ratios are per USD of delta, so a BTC–ETH spread is 1 : 1 in notional)::
@@ -58,7 +70,11 @@ each contract's delta will be one day in the future"; the seven delta points and
 a clearing house's SPAN file
 (``martingale/spanTAKASBANK:src1/takas.spn@8e5d78bd4e2d8bfe8a745c6fe7db481cf971bcaa``,
 ``deltaPointDef``); the order of operations and the WFPR methods as implemented in
-``LasagniAndrea/Data:SpheresRiskPerformance/RiskMethods/RiskMethodSPAN.cs@6474304``.
+``LasagniAndrea/Data:SpheresRiskPerformance/RiskMethods/RiskMethodSPAN.cs@6474304``; the
+scanning-based spread: CME's Type 6 record (method code 4, "Leg Required for Scanning-Based
+Spread", https://cmegroupclientsite.atlassian.net/wiki/spaces/pubspan/pages/46071819) and the
+SPAN XML ``sSpread`` element (``marketcalls/marginism:spanrisk.xml@733c56d``); its per-scenario
+"losses − rate × gains" is our reading [inferred].
 """
 
 from __future__ import annotations
@@ -81,6 +97,7 @@ from portmargin.models.config import (
     SpanInterParams,
     SpanIntraParams,
     SpanIntraRates,
+    SpanScanningSpreadParams,
     SpanSpotParams,
 )
 from portmargin.models.engine import CHARGES, CREDITS, DETAILS, ChargeContext, CreditContext
@@ -94,6 +111,7 @@ __all__ = [
     "intra_spreads",
     "price_scan_range",
     "scan_decomposition",
+    "scanning_spread_credit",
     "tier_labels",
 ]
 
@@ -113,10 +131,14 @@ def composite_delta(ctx: ChargeContext, weights: tuple[float, ...] | None = None
     tab = ctx.risk.table
     rows = ctx.rows
     scen = ctx.risk.scenarios
-    psr = price_scan_range(scen)
+    psr = price_scan_range(scen) * scen.move_scale(
+        tab.T[rows] * _DAYS_PER_YEAR, tab.expiry_group[rows] > 0
+    )
     k = np.linspace(-1.0, 1.0, w.shape[0])
-    F = tab.F[rows][:, None] * (1.0 + k[None, :] * psr)
-    T_after = np.maximum(tab.T[rows] - scen.lookahead_years, 0.0)
+    look = scen.lookahead_years
+    roll = np.exp(-tab.carry[rows] * np.minimum(look, np.maximum(tab.T[rows], 0.0)))
+    F = tab.F[rows][:, None] * (1.0 + k[None, :] * psr[:, None]) * roll[:, None]
+    T_after = np.maximum(tab.T[rows] - look, 0.0)
     opt = tab.is_option[rows]
     K = np.where(opt, tab.K[rows], 1.0)[:, None]
     d = black76_delta(F, K, T_after[:, None], tab.sigma[rows][:, None], tab.is_call[rows][:, None])
@@ -216,14 +238,17 @@ def short_option_minimum(ctx: ChargeContext) -> FloatArray:
     p = params_of(ctx.params, ShortOptionMinimumParams).for_key(tab.underlying)
     rows = ctx.rows
     opt = rows_kind(ctx, InstrumentKind.OPTION) & ~ctx.risk.table.settled[ctx.rows]
-    calls = np.where(opt & tab.is_call[rows], tab.multiplier[rows], 0.0)
-    puts = np.where(opt & ~tab.is_call[rows], tab.multiplier[rows], 0.0)
+    per_unit = p.rate * pool_per_underlying_unit(ctx)  # pool currency per unit of underlying
+    per_contract = p.per_contract_usd / ctx.usd_rate  # pool currency per contract
+    charge = tab.multiplier[rows] * per_unit + per_contract
+    calls = np.where(opt & tab.is_call[rows], charge, 0.0)
+    puts = np.where(opt & ~tab.is_call[rows], charge, 0.0)
     q = ctx.quantities
     shorts = -np.minimum(q.toarray() if hasattr(q, "toarray") else np.asarray(q), 0.0)
     short_calls = shorts @ calls
     short_puts = shorts @ puts
     total = short_calls + short_puts if p.method == "gross" else np.maximum(short_calls, short_puts)
-    out: FloatArray = p.rate * total * pool_per_underlying_unit(ctx)
+    out: FloatArray = np.asarray(total, dtype=np.float64).reshape(-1)
     return out
 
 
@@ -296,6 +321,47 @@ def _inter_credit(ctx: CreditContext) -> FloatArray:
     return inter_commodity_credit(delta_usd, wfpr, price_risk, spreads)
 
 
+def scanning_spread_credit(pnl: list[FloatArray], scanning: FloatArray, rate: float) -> FloatArray:
+    """Scanning-based spread credit per leg, vectorised over accounts (module docstring).
+
+    Parameters
+    ----------
+    pnl
+        Per leg, raw scenario P&L ``(n_accounts, n_scen)`` (gain > 0; scenarios aligned).
+    scanning
+        Per leg scanning risk, ``(n_accounts, n_legs)``.
+    rate
+        Fraction of the legs' gains that offsets their losses in the same scenario.
+
+    Returns
+    -------
+    Credits ``(n_accounts, n_legs)``, non-negative, adding up to the spread's saving.
+    """
+    stack = np.stack(pnl)  # (n_legs, n_accounts, n_scen)
+    loss = np.maximum(-stack, 0.0).sum(axis=0)
+    gain = np.maximum(stack, 0.0).sum(axis=0)
+    spread_risk = np.maximum((loss - rate * gain).max(axis=1), 0.0)
+    total = scanning.sum(axis=1)
+    saving = np.maximum(total - spread_risk, 0.0)
+    share = np.divide(
+        scanning, total[:, None], out=np.zeros_like(scanning), where=total[:, None] > 0
+    )
+    out: FloatArray = saving[:, None] * share
+    return out
+
+
+def _scanning_credit(ctx: CreditContext) -> FloatArray:
+    n_acc, n_und = ctx.scanning.shape
+    out = np.zeros((n_acc, n_und))
+    for spread in params_of(ctx.params, SpanScanningSpreadParams).spreads:
+        cols = [ctx.underlyings.index(x) for x in spread.legs if x in ctx.underlyings]
+        if len(cols) < len(spread.legs):  # a spread needs every leg in the pool
+            continue
+        pnl = [ctx.raw_pnl[c] for c in cols]  # same points: checked when the model loads
+        out[:, cols] += scanning_spread_credit(pnl, ctx.scanning[:, cols], spread.rate)
+    return out
+
+
 def _details(ctx: ChargeContext) -> dict[str, float]:
     raw = ctx.raw_pnl if ctx.raw_pnl is not None else ctx.scenario_pnl
     parts = scan_decomposition(raw)
@@ -310,4 +376,5 @@ CHARGES["span_intra_commodity"] = intra_commodity_charge
 CHARGES["span_spot"] = spot_charge
 CHARGES["span_short_option_minimum"] = short_option_minimum
 CREDITS["span_inter_commodity"] = _inter_credit
+CREDITS["span_scanning_spread"] = _scanning_credit
 DETAILS["span16"] = _details
