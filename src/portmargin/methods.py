@@ -181,8 +181,14 @@ def register_method(info: MethodInfo, loader: _Loader) -> None:
     _EXTRA[info.name] = (info, loader)
 
 
+def _register_builtin_extras() -> None:
+    """Import the packages that register further methods (``derive``) on first use."""
+    import portmargin.derive  # noqa: F401  (registers "derive" via register_method)
+
+
 def available_methods() -> list[MethodInfo]:
     """Every method loadable by name: scenario models, rule sets, then the others."""
+    _register_builtin_extras()
     out = [MethodInfo(n, "portfolio", load_model(n).params.description) for n in available_models()]
     out += [MethodInfo(n, "rules", load_rule_set(n).description) for n in BUILTIN_RULE_SETS]
     out += [info for info, _ in _EXTRA.values()]
@@ -203,6 +209,7 @@ def load_method(
     ParameterError
         For an unknown name, an unreadable file, or an option the method does not take.
     """
+    _register_builtin_extras()
     name = str(name_or_path)
     pfile = None if params_file is None else str(params_file)
     if name in _EXTRA:
