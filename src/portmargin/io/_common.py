@@ -7,6 +7,7 @@ Every function raises :class:`~portmargin.errors.InputError` with one line namin
 from __future__ import annotations
 
 import json
+import re
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -160,10 +161,23 @@ def read_yaml(path: Path) -> Any:
         raise InputError(f"{path}: bad YAML ({one_line(exc) or exc.__class__.__name__})") from None
 
 
+_PLAIN_KEY = re.compile(r"[A-Za-z0-9_][\w-]*")
+
+
+def _key(part: object) -> str:
+    """One step of a field path: plain keys and indices as they are, others quoted."""
+    text = str(part)
+    return text if _PLAIN_KEY.fullmatch(text) else repr(text)
+
+
 def validation_message(path: Path | str, exc: ValidationError) -> str:
-    """First pydantic error as ``file: field.path: reason`` (one line)."""
+    """First pydantic error as ``file: field.path: reason`` (one line).
+
+    A key that is not a plain name (``":ash"``, ``"a b"``) is quoted, so the path cannot be
+    mistaken for the reason.
+    """
     err = exc.errors()[0]
-    loc = ".".join(str(p) for p in err["loc"]) or "(top level)"
+    loc = ".".join(_key(p) for p in err["loc"]) or "(top level)"
     return one_line(f"{path}: {loc}: {err['msg']}")
 
 

@@ -18,11 +18,15 @@ options so that every problem can be named by its row:
 
 from __future__ import annotations
 
+import codecs
+import contextlib
 import csv
 import io
+import re
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, BinaryIO
 
 import numpy as np
 import pyarrow as pa  # type: ignore[import-untyped]
@@ -37,6 +41,7 @@ __all__ = [
     "BadRow",
     "CsvStream",
     "RowNumbers",
+    "Utf8Guard",
     "blank_rows",
     "number_column",
     "open_csv",
@@ -45,6 +50,7 @@ __all__ = [
 ]
 
 _HEADER_MAX_BYTES = 1 << 20
+_NEWLINE = re.compile(rb"\r\n|\r|\n")
 _BLOCK_BYTES = 1 << 24
 # A decimal number as pyarrow parses it (a subset of its grammar, so a value matching this
 # always converts), plus inf/nan spellings, which then fail the finiteness check by name.
@@ -55,6 +61,9 @@ def show(value: str | bytes | None, limit: int = 40) -> str:
     """A field's text for a message: ``repr``, cut at ``limit`` characters."""
     if value is None:
         return "empty"
+    if isinstance(value, bytes):
+        with contextlib.suppress(UnicodeDecodeError):
+            value = value.decode("utf-8")
     return repr(value) if len(value) <= limit else repr(value[:limit]) + "..."
 
 
@@ -116,18 +125,67 @@ def _skip(k: IntArray, holes: IntArray) -> IntArray:
     return out
 
 
+class Utf8Guard(io.RawIOBase):
+    """A binary file whose bytes that are not UTF-8 are read as U+FFFD (``replaced`` is set).
+
+    pyarrow decodes the text of a row with the wrong number of fields before it calls the
+    ``invalid_row_handler``, and fails outside any handler on bytes that are not UTF-8; the
+    guard makes every row decodable, so such a row is reported like any other. A field that
+    held such bytes contains U+FFFD, which the readers report as not UTF-8. The check is
+    :func:`codecs.utf_8_decode` per chunk (a character split across chunks is carried over).
+    """
+
+    def __init__(self, raw: BinaryIO, chunk: int = 1 << 22) -> None:
+        super().__init__()
+        self.raw = raw
+        self.chunk = chunk
+        self.replaced = False
+        self._out = bytearray()
+        self._tail = b""
+        self._eof = False
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        view = memoryview(buffer).cast("B")
+        while len(self._out) < len(view) and not self._eof:
+            raw = self.raw.read(self.chunk)
+            self._eof = not raw
+            data = self._tail + raw
+            try:
+                _, used = codecs.utf_8_decode(data, "strict", self._eof)
+                clean = data[:used]
+            except UnicodeDecodeError:
+                text, used = codecs.utf_8_decode(data, "replace", self._eof)
+                clean = text.encode("utf-8")
+                self.replaced = True
+            self._tail = data[used:]
+            self._out += clean
+        n = min(len(view), len(self._out))
+        view[:n] = self._out[:n]
+        del self._out[:n]
+        return n
+
+    def close(self) -> None:
+        self.raw.close()
+        super().close()
+
+
 @dataclass(slots=True)
 class CsvStream:
     """Record batches of a CSV file: the wanted columns as raw bytes, in the order asked.
 
     ``bad_rows`` grows while the batches are read: every row with the wrong number of
-    fields, up to the end of the last batch yielded (with its row number).
+    fields, up to the end of the last batch yielded (with its row number). ``guard`` tells
+    whether bytes that are not UTF-8 were read as U+FFFD.
     """
 
     path: Path
     header: tuple[str, ...]
     batches: Iterator[pa.RecordBatch]
     bad_rows: list[BadRow]
+    guard: Utf8Guard
 
 
 def _header(path: Path) -> tuple[str, ...]:
@@ -140,11 +198,12 @@ def _header(path: Path) -> tuple[str, ...]:
         raise InputError(f"{path}: is a directory, expected a file") from None
     except OSError as exc:
         raise InputError(f"{path}: cannot read ({one_line(exc.strerror or exc)})") from None
-    line, newline, _ = head.partition(b"\n")
-    if not newline and len(head) == _HEADER_MAX_BYTES:
+    end = _NEWLINE.search(head)  # \n, \r\n or a lone \r, as pyarrow ends a row
+    if end is None and len(head) == _HEADER_MAX_BYTES:
         raise InputError(f"{path}: header: longer than {_HEADER_MAX_BYTES:,} bytes")
+    line = head if end is None else head[: end.start()]
     try:
-        text = line.decode("utf-8").removeprefix("\ufeff").rstrip("\r")
+        text = line.decode("utf-8").removeprefix("\ufeff")
     except UnicodeDecodeError as exc:
         raise InputError(
             f"{path}: header: not UTF-8 text (byte 0x{line[exc.start : exc.start + 1].hex()} "
@@ -154,7 +213,10 @@ def _header(path: Path) -> tuple[str, ...]:
         raise InputError(f"{path}: no header (an empty first line)")
     if text.count('"') % 2:
         raise InputError(f"{path}: header: unbalanced quotes")
-    return tuple(next(csv.reader(io.StringIO(text))))
+    try:
+        return tuple(next(csv.reader([text])))
+    except csv.Error as exc:
+        raise InputError(f"{path}: header: {one_line(exc)}") from None
 
 
 def open_csv(path: Path, wanted: Sequence[str], *, fold_case: bool = True) -> CsvStream:
@@ -195,8 +257,12 @@ def open_csv(path: Path, wanted: Sequence[str], *, fold_case: bool = True) -> Cs
         return "skip"
 
     try:
+        guard = Utf8Guard(path.open("rb"))
+    except OSError as exc:
+        raise InputError(f"{path}: cannot read ({one_line(exc.strerror or exc)})") from None
+    try:
         reader = pacsv.open_csv(
-            path,
+            guard,
             read_options=pacsv.ReadOptions(
                 use_threads=False, block_size=_BLOCK_BYTES, skip_rows=1, column_names=names
             ),
@@ -211,19 +277,25 @@ def open_csv(path: Path, wanted: Sequence[str], *, fold_case: bool = True) -> Cs
             ),
         )
     except (pa.ArrowException, OSError) as exc:
+        guard.close()
         raise InputError(f"{path}: cannot read as CSV ({one_line(exc)})") from None
-    return CsvStream(path, header, _guarded(path, reader), bad)
+    return CsvStream(path, header, _guarded(path, reader, guard), bad, guard)
 
 
-def _guarded(path: Path, reader: pacsv.CSVStreamingReader) -> Iterator[pa.RecordBatch]:
-    while True:
-        try:
-            batch = reader.read_next_batch()
-        except StopIteration:
-            return
-        except (pa.ArrowException, OSError) as exc:
-            raise InputError(f"{path}: cannot read as CSV ({one_line(exc)})") from None
-        yield batch
+def _guarded(
+    path: Path, reader: pacsv.CSVStreamingReader, guard: Utf8Guard
+) -> Iterator[pa.RecordBatch]:
+    try:
+        while True:
+            try:
+                batch = reader.read_next_batch()
+            except StopIteration:
+                return
+            except (pa.ArrowException, OSError) as exc:
+                raise InputError(f"{path}: cannot read as CSV ({one_line(exc)})") from None
+            yield batch
+    finally:
+        guard.close()
 
 
 def blank_rows(columns: Sequence[pa.Array]) -> BoolArray:
@@ -234,11 +306,12 @@ def blank_rows(columns: Sequence[pa.Array]) -> BoolArray:
     return blank
 
 
-def text_column(col: pa.Array) -> tuple[pa.Array, BoolArray]:
+def text_column(col: pa.Array, *, replaced: bool = False) -> tuple[pa.Array, BoolArray]:
     """A column as UTF-8 strings, and the mask of values that are not UTF-8 text.
 
     Strings pass as they are, raw bytes are validated (vectorised; value by value only when
-    some value fails), integers are written in decimal. Nulls stay null.
+    some value fails), integers are written in decimal. Nulls stay null. With ``replaced``
+    (a :class:`Utf8Guard` replaced bytes) a value holding U+FFFD is not UTF-8 text either.
 
     Raises
     ------
@@ -257,9 +330,16 @@ def text_column(col: pa.Array) -> tuple[pa.Array, BoolArray]:
     if not (pa.types.is_binary(t) or pa.types.is_large_binary(t)):
         raise TypeError(str(t))
     try:
-        return col.cast(pa.string()), ok
+        text = col.cast(pa.string())
     except pa.ArrowInvalid:
         pass
+    else:
+        if replaced:
+            marked = pc.fill_null(pc.match_substring(text, "\ufffd"), False)
+            ok = np.asarray(marked.to_numpy(zero_copy_only=False), dtype=np.bool_)
+            if ok.any():
+                text = pc.if_else(pa.array(ok), pa.scalar(None, pa.string()), text)
+        return text, ok
     values: list[str | None] = []
     bad = np.zeros(n, dtype=np.bool_)
     for i, raw in enumerate(col.to_pylist()):

@@ -46,6 +46,7 @@ from portmargin.io._common import one_line
 from portmargin.io._tables import (
     BadRow,
     RowNumbers,
+    Utf8Guard,
     blank_rows,
     number_column,
     open_csv,
@@ -230,8 +231,11 @@ class _Values:
 class _Reader:
     """State of one read: codes so far, row numbers, rejects (see :func:`read_positions`)."""
 
-    def __init__(self, path: Path, on_error: OnError, first_row: int) -> None:
+    def __init__(
+        self, path: Path, on_error: OnError, first_row: int, guard: Utf8Guard | None = None
+    ) -> None:
         self.path = path
+        self.guard = guard
         self.on_error = on_error
         self.first_row = first_row
         self.gaps: list[int] = []  # file rows that yield no record (ragged CSV rows)
@@ -268,7 +272,7 @@ class _Reader:
     def text(self, col: pa.Array, name: str) -> tuple[pa.Array, BoolArray]:
         """A column as text and its mask of values that are not UTF-8."""
         try:
-            return text_column(col)
+            return text_column(col, replaced=self.guard is not None and self.guard.replaced)
         except TypeError as exc:
             raise InputError(f"{self.path}: column {name}: type {exc} is not text") from None
 
@@ -443,9 +447,10 @@ def _read(p: Path, on_error: OnError, *, account: str | None) -> PositionsFile:
     if csv:
         stream = open_csv(p, COLUMNS if account is None else COLUMNS[1:])
         batches, bad = stream.batches, stream.bad_rows
+        reader = _Reader(p, on_error, 2, stream.guard)
     else:
         batches = _parquet(p)
-    reader = _Reader(p, on_error, 2 if csv else 1)
+        reader = _Reader(p, on_error, 1)
     for batch in batches:
         if account is not None:
             batch = pa.RecordBatch.from_arrays(
