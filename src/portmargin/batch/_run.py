@@ -143,7 +143,10 @@ class BatchRun:
             f"initial margin)"
         )
         if self.rejects:
-            line += f"; {len(self.rejects):,} rows rejected ({self.left_out:,} accounts left out)"
+            line += (
+                f"; {_count(len(self.rejects), 'row')} rejected "
+                f"({_count(self.left_out, 'account')} left out)"
+            )
         return line if target is None else f"{line} -> {target}"
 
 
@@ -235,15 +238,10 @@ def _balances(
     cols = [int(c) for c in session.cash_cols if session.columns[c][5:] in currencies]
     sub = sp.csr_array(q[:, cols])
     ccys = [session.columns[c][5:] for c in cols]
-    out: list[dict[str, float]] = []
-    for r in range(sub.shape[0]):
-        lo, hi = sub.indptr[r], sub.indptr[r + 1]
-        out.append(
-            {
-                ccys[int(j)]: float(v)
-                for j, v in zip(sub.indices[lo:hi], sub.data[lo:hi], strict=True)
-            }
-        )
+    out: list[dict[str, float]] = [{} for _ in range(sub.shape[0])]
+    rows = np.repeat(np.arange(sub.shape[0]), np.diff(sub.indptr))
+    for r, j, v in zip(rows.tolist(), sub.indices.tolist(), sub.data.tolist(), strict=True):
+        out[r][ccys[j]] = v
     return out
 
 
@@ -327,20 +325,19 @@ def run_batch(
         balances = _balances(qk, session, BALANCE_CURRENCIES)
         group = [Account(a, {}, b) for a, b in zip(accounts[lo:hi], balances, strict=True)]
         figures = batch.figures(group, part, market, dict.fromkeys(accounts[lo:hi], "portfolio"))
-        for k, m in enumerate(figures):
-            present = [part.pools[p] for p in np.flatnonzero(part.present[k])]
-            if [p.currency for p in m.pools] != present:
-                raise AssertionError(f"account {m.account_id}: pools {m.pools} != {present}")
-            worst = m.status.value
-            calls += worst == "margin_call"
-            liquidations += worst == "liquidation"
-            for p in m.pools:
-                haircut.append(p.haircut)
-                status.append(p.status.value)
-                account_status.append(worst)
-                rate.append(p.usd_rate)
-                im_usd.append(p.initial_margin * p.usd_rate)
-                deficit.append(max(-p.initial_excess, 0.0) * p.usd_rate)
+        pools = [p for m in figures for p in m.pools]
+        a_idx, p_idx = np.nonzero(part.present)
+        if [p.currency for p in pools] != [part.pools[i] for i in p_idx.tolist()]:
+            raise AssertionError("the account layer's pools differ from the session's")
+        worst = [m.status.value for m in figures]
+        calls += worst.count("margin_call")
+        liquidations += worst.count("liquidation")
+        account_status.extend(worst[i] for i in a_idx.tolist())
+        status.extend(p.status.value for p in pools)
+        haircut.extend(p.haircut for p in pools)
+        rate.extend(p.usd_rate for p in pools)
+        im_usd.extend(p.initial_margin * p.usd_rate for p in pools)
+        deficit.extend(max(-p.initial_excess, 0.0) * p.usd_rate for p in pools)
         if progress is not None:
             progress(hi, n)
     result = BatchResult.concat(parts) if parts else session.margin(session.book([], q[:0]))
@@ -365,6 +362,10 @@ def run_batch(
         float(sum(deficit)),
         time.perf_counter() - t0,
     )
+
+
+def _count(n: int, noun: str) -> str:
+    return f"{n:,} {noun}{'' if n == 1 else 's'}"
 
 
 def _array(values: Sequence[float]) -> FloatArray:
