@@ -2,6 +2,12 @@
 
 Fixtures used by one test folder live here too: mypy sees every ``conftest.py`` as the same
 module, so the suite keeps a single one.
+
+Hypothesis profiles: ``fast`` (the default, what ``make test`` runs) and ``thorough`` (the
+fuzz suite's long run: ``pytest -m fuzz``, 10,000 cases per property unless
+``PORTMARGIN_FUZZ_EXAMPLES`` says otherwise). ``PORTMARGIN_HYPOTHESIS_PROFILE`` picks the
+profile of every test that does not name its own; tests take their number of cases from the
+profile rather than an inline ``max_examples``.
 """
 
 from __future__ import annotations
@@ -11,11 +17,27 @@ import os
 from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck, settings
 from sqlalchemy import create_engine, text
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 SHARED_DATA = REPO_ROOT.parent / "shared" / "data"
 CRASH = "deribit_options_2026-02-04_05"
+
+settings.register_profile(
+    "fast",
+    max_examples=100,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow],
+)
+settings.register_profile(
+    "thorough",
+    max_examples=int(os.environ.get("PORTMARGIN_FUZZ_EXAMPLES", "10000")),
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+    print_blob=True,
+)
+settings.load_profile(os.environ.get("PORTMARGIN_HYPOTHESIS_PROFILE", "fast"))
 
 
 @pytest.fixture(scope="session")
