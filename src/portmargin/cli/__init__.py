@@ -19,7 +19,18 @@ from typing import Annotated
 import typer
 from rich.markup import escape
 
-from portmargin.cli import _accounts, _batch, _demo, _margin, _models, _monitor, _rules, _whatif
+from portmargin.cli import (
+    _accounts,
+    _batch,
+    _demo,
+    _keys,
+    _margin,
+    _models,
+    _monitor,
+    _rules,
+    _serve,
+    _whatif,
+)
 from portmargin.cli._common import err_console
 from portmargin.errors import PortmarginError
 
@@ -64,6 +75,8 @@ _batch.register(app)
 _whatif.register(app)
 _monitor.register(app)
 _accounts.register(app)
+_serve.register(app)
+_keys.register(app)
 
 # A NumPy scalar's repr (``np.float64(0.5)``) is noise in a message meant for a person.
 _NUMPY_REPR = re.compile(r"np\.(?:float|int|bool_?)\d*\(([^()]*)\)")
