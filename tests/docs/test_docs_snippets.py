@@ -2,8 +2,9 @@
 
 Each block runs in a fresh namespace (blocks of one page share none of their names) with an
 empty temporary directory as the working directory and the repository's ``examples/``
-folder beside it as ``examples``. A block that needs the optional real data next to the
-repository (``../shared``) is skipped when that folder is absent.
+folder beside it as ``examples``. A block that reads the optional real data next to the
+repository (``../shared/...``) runs from the repository's root, and is skipped when that
+folder is absent.
 """
 
 from __future__ import annotations
@@ -47,9 +48,12 @@ def test_there_are_snippets() -> None:
 def test_snippet_runs(
     name: str, code: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    if "shared" in code and not SHARED.is_dir():
-        pytest.skip("needs ../shared next to the repository")
-    (tmp_path / "examples").symlink_to(ROOT / "examples")
-    monkeypatch.chdir(tmp_path)
+    if "../shared" in code:
+        if not SHARED.is_dir():
+            pytest.skip("needs ../shared next to the repository")
+        monkeypatch.chdir(ROOT)
+    else:
+        (tmp_path / "examples").symlink_to(ROOT / "examples")
+        monkeypatch.chdir(tmp_path)
     monkeypatch.setitem(os.environ, "PORTMARGIN_DOCS_TEST", "1")
     exec(compile(code, name, "exec"), {"__name__": "__docs__"})
