@@ -95,7 +95,8 @@ def margin_json(result: MarginResult, quotes: dict[str, str]) -> dict[str, Any]:
     """The ``margin --format json`` document: the result's contract plus ``positions[].quote``."""
     doc = result.to_dict()
     for line in doc["positions"]:
-        line.setdefault("quote", quotes.get(line["instrument"]))
+        if line.get("quote") is None:  # the result's own provenance wins when it has one
+            line["quote"] = quotes.get(line["instrument"])
     return doc
 
 
