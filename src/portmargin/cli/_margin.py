@@ -34,7 +34,7 @@ if TYPE_CHECKING:
     from portmargin.models import MarginResult
     from portmargin.models.result import PoolResult, ScenarioLine, UnderlyingResult
 
-__all__ = ["derive_case_dict", "margin_json", "meaning", "pool_views", "register", "render_result"]
+__all__ = ["margin_json", "meaning", "pool_views", "register", "render_result"]
 
 _MEANINGS = {
     "scanning_risk": "worst weighted scenario loss relative to current marks",
@@ -262,67 +262,15 @@ def render_result(
         console.print(f"  [dim]{note}[/]")
 
 
-def derive_case_dict(path: Path, *, allow_offchain_skew: bool = False) -> dict[str, Any]:
-    """The ``portmargin margin --format json`` fields of a Derive PMRM_2 case file."""
-    from portmargin.derive import evaluate_case, load_case
-
-    case = load_case(path, allow_offchain_skew=allow_offchain_skew)
-    res = evaluate_case(case)
-    p = case.portfolio
-    positions: list[dict[str, Any]] = [
-        {
-            "instrument": f"option-{o.expiry_seconds:.0f}s-{o.strike:g}-{'CP'[not o.is_call]}",
-            "quantity": o.amount,
-            "mark_value": None,
-        }
-        for o in p.options
-    ]
-    if p.perp_position != 0.0:
-        positions.append(
-            {
-                "instrument": "perpetual",
-                "quantity": p.perp_position,
-                "mark_value": p.perp_unrealised_pnl + p.perp_unrealised_funding,
-            }
-        )
-    positions += [
-        {"instrument": c.name, "quantity": c.amount, "mark_value": c.amount * c.price}
-        for c in p.collaterals
-    ]
-    worst = dict(res.worst_scenario)
-    return {
-        "model": "derive",
-        "model_version": "PMRM_2",
-        "currency": res.currency,
-        "source": str(path),
-        "initial_margin": res.initial_margin,
-        "maintenance_margin": res.maintenance_margin,
-        "equity": res.equity,
-        "initial_excess": res.initial_excess,
-        "maintenance_excess": res.maintenance_excess,
-        "components": dict(res.components),
-        "worst_scenario": worst,
-        "scenarios": [dict(s) for s in res.scenarios],
-        "positions": positions,
-        "by_underlying": {
-            "underlying": {
-                "currency": res.currency,
-                "requirement": res.maintenance_margin,
-                "components": dict(res.components),
-                "equity_components": dict(res.equity_components),
-                "min_span": res.min_span,
-                "forward_contingency": res.forward_contingency,
-            }
-        },
-    }
-
-
 def _derive_case(path: Path, *, fmt: OutputFormat, allow_offchain_skew: bool) -> None:
-    data = derive_case_dict(path, allow_offchain_skew=allow_offchain_skew)
+    """A Derive PMRM_2 case file through the derive method's one result conversion."""
+    from portmargin.derive import margin_case
+
+    result = margin_case(path, allow_offchain_skew=allow_offchain_skew)
     if fmt is OutputFormat.json:
-        print_json(data)
+        print_json({**result.to_dict(), "source": str(path)})
         return
-    ccy = data["currency"]
+    ccy = result.currency
     t = Table(
         title=f"Derive PMRM_2 case {path.name} (amounts in {ccy})",
         title_justify="left",
@@ -330,12 +278,23 @@ def _derive_case(path: Path, *, fmt: OutputFormat, allow_offchain_skew: bool) ->
     )
     t.add_column("figure")
     t.add_column(ccy, justify="right")
-    for key in ("initial_margin", "maintenance_margin", "equity", "initial_excess"):
-        t.add_row(key, fmt_amount(data[key], ccy))
-    t.add_row("maintenance_excess", fmt_amount(data["maintenance_excess"], ccy))
-    for key, value in data["components"].items():
+    for key in (
+        "initial_margin",
+        "maintenance_margin",
+        "equity",
+        "initial_excess",
+        "maintenance_excess",
+    ):
+        t.add_row(key, fmt_amount(getattr(result, key), ccy))
+    for key, value in result.components.items():
         t.add_row(f"  {key}", fmt_amount(value, ccy))
     console.print(t)
+    if result.worst_scenario is not None:
+        w = result.worst_scenario
+        console.print(
+            f"  binding scenario #{w.index} ({w.group}): price {w.price_move:+.1%}, "
+            f"P&L {fmt_amount(w.pnl, ccy)} {ccy}"
+        )
 
 
 def register(app: typer.Typer) -> None:
