@@ -29,6 +29,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from portmargin._tabular import Tabular
 from portmargin.accounts import (
     DEFAULT_MIN_PM_EQUITY_USD,
     AccountSettings,
@@ -74,7 +75,7 @@ class RegimeFigures:
 
 
 @dataclass(frozen=True, slots=True)
-class Comparison:
+class Comparison(Tabular):
     """Standard per-leg, strategy-optimal and portfolio margin of one book."""
 
     standard: RegimeFigures

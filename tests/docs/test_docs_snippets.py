@@ -23,7 +23,6 @@ _BLOCK = re.compile(r"^```python\n(.*?)^```", flags=re.S | re.M)
 # Blocks of pages owned elsewhere that do not run as written yet; the XPASS tells when.
 KNOWN_BROKEN = {
     "docs/models.md#1": "reads my.toml, which the snippet does not write",
-    "docs/methodology/derive.md#1": "uses Path without importing it, and a case file by bare name",
     "docs/methodology/rules.md#1": "uses `positions` and `market` without defining them",
 }
 

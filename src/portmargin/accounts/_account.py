@@ -28,6 +28,7 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any
 
+from portmargin._tabular import Tabular
 from portmargin.accounts._policy import (
     DEFAULT_MIN_PM_EQUITY_USD,
     AccountStatus,
@@ -225,7 +226,7 @@ def _ratio(mm: float, equity: float) -> float:
 
 
 @dataclass(frozen=True, slots=True)
-class AccountMargin:
+class AccountMargin(Tabular):
     """An account's margin figures and status at one market state, pool by pool.
 
     ``method`` is ``"portfolio"`` or ``"rules"``; ``eligible`` is the qualification gate's

@@ -20,6 +20,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from portmargin._tabular import Tabular
 from portmargin.accounts._account import (
     Account,
     AccountMargin,
@@ -39,7 +40,7 @@ __all__ = ["WhatIf", "parse_trade", "trade_cash", "what_if"]
 
 
 @dataclass(frozen=True, slots=True)
-class WhatIf:
+class WhatIf(Tabular):
     """Before/after figures of a proposed trade, whether it would be accepted, and why."""
 
     trades: Mapping[str, float]

@@ -31,6 +31,7 @@ import numpy as np
 import numpy.typing as npt
 import scipy.sparse as sp
 
+from portmargin._tabular import Tabular
 from portmargin._types import BoolArray, FloatArray, IntArray
 from portmargin.errors import InputError, PortmarginError
 from portmargin.instruments import Instrument, InstrumentKind
@@ -125,7 +126,7 @@ _PER_ACCOUNT = (
 
 
 @dataclass(frozen=True, slots=True)
-class BatchResult:
+class BatchResult(Tabular):
     """Margin of many accounts: arrays of shape ``(n_accounts, n_pools)`` in pool currency.
 
     ``present[a, p]`` says whether account ``a`` has pool ``p`` (a position or a cash balance
