@@ -236,6 +236,7 @@ class _Reader:
     ) -> None:
         self.path = path
         self.guard = guard
+        self.one_account = False  # the account column is not the file's (a one-book CSV)
         self.on_error = on_error
         self.first_row = first_row
         self.gaps: list[int] = []  # file rows that yield no record (ragged CSV rows)
@@ -280,7 +281,8 @@ class _Reader:
         """Check, encode and keep one record batch (see the module docstring)."""
         acc_raw, inst_raw, qty_raw = (batch.column(i) for i in range(3))
         n = batch.num_rows
-        blank = blank_rows([acc_raw, inst_raw, qty_raw]) if csv else np.zeros(n, dtype=np.bool_)
+        from_file = [inst_raw, qty_raw] if self.one_account else [acc_raw, inst_raw, qty_raw]
+        blank = blank_rows(from_file) if csv else np.zeros(n, dtype=np.bool_)
         acc_text, acc_utf8 = self.text(acc_raw, "account")
         inst_text, inst_utf8 = self.text(inst_raw, "instrument")
         try:
@@ -451,6 +453,7 @@ def _read(p: Path, on_error: OnError, *, account: str | None) -> PositionsFile:
     else:
         batches = _parquet(p)
         reader = _Reader(p, on_error, 1)
+    reader.one_account = account is not None
     for batch in batches:
         if account is not None:
             batch = pa.RecordBatch.from_arrays(
