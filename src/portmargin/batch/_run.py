@@ -136,8 +136,9 @@ class BatchRun:
 
     def summary(self, target: str | None = None) -> str:
         """One line: accounts, deficits, rejects, time (and where the results went)."""
+        accounts = _count(len(self.accounts), "account")
         line = (
-            f"{self.source}: {len(self.accounts):,} accounts margined in {self.seconds:.2f} s; "
+            f"{self.source}: {accounts} margined in {self.seconds:.2f} s; "
             f"{self.deficits:,} with a deficit ({self.margin_calls:,} margin call, "
             f"{self.liquidations:,} liquidation; {self.deficit_usd:,.2f} USD short of "
             f"initial margin)"
@@ -306,7 +307,8 @@ def run_batch(
             kept_acc = np.flatnonzero(~left)
             q = sp.csr_array(q[kept_acc])
             accounts = [accounts[i] for i in kept_acc.tolist()]
-            left_out = int(left.sum())
+        # accounts named in rejects, including those that had no good row at all
+        left_out = len({r.account for r in rejects if r.account is not None} - set(accounts))
     batch = BatchMargin(model, st)
     n = len(accounts)
     parts: list[BatchResult] = []
