@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import given
 from hypothesis import strategies as st
 
 import portmargin as pm
@@ -234,7 +234,6 @@ def _only_our_errors(load: Any) -> None:
         assert "np.float64" not in msg, msg
 
 
-@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(doc=mutated_documents())
 def test_fuzz_json_market_only_portmargin_errors_one_line(doc: Any) -> None:
     _only_our_errors(lambda: pm.io.market_files.market_from_dict(doc, source="fuzz.json"))
@@ -292,7 +291,6 @@ def mutated_chains(draw: st.DrawFn) -> tuple[str, str | None]:
     return text, perp
 
 
-@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(chain=mutated_chains(), raw=st.binary(max_size=40))
 def test_fuzz_chain_csv_only_portmargin_errors_one_line(
     chain: tuple[str, str | None], raw: bytes
