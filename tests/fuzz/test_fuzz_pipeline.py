@@ -191,7 +191,7 @@ def test_cli_batch_writes_all_or_nothing(
 ) -> None:
     budget = Budget(thorough)
 
-    @cases(thorough, share=2)
+    @cases(thorough, share=4)
     @given(raw=positions_files, skip=st.booleans())
     def run(raw: bytes, skip: bool) -> None:
         def body() -> None:
@@ -239,7 +239,7 @@ def _read(path: Path) -> list[dict[str, Any]]:
 def test_cli_margin_json(thorough: bool, capsys: pytest.CaptureFixture[str]) -> None:
     budget = Budget(thorough)
 
-    @cases(thorough, share=2)
+    @cases(thorough, share=4)
     @given(doc=books())
     def run(doc: dict[str, Any]) -> None:
         def body() -> None:
