@@ -65,8 +65,23 @@ _SOURCES = {
 }
 
 
+_MODULES = frozenset(
+    {
+        "accounts_files",
+        "batch_output",
+        "limits",
+        "market_files",
+        "names",
+        "portfolio_files",
+        "positions_files",
+    }
+)
+
+
 def __getattr__(name: str) -> Any:
-    """Load a public name from its module on first use."""
+    """Load a public name (or a submodule, ``portmargin.io.market_files``) on first use."""
+    if name in _MODULES:
+        return importlib.import_module(f"portmargin.io.{name}")
     module = _SOURCES.get(name)
     if module is None:
         raise AttributeError(f"module 'portmargin.io' has no attribute {name!r}")
