@@ -16,7 +16,6 @@ import pyarrow.parquet as pq  # type: ignore[import-untyped]
 import pytest
 
 from portmargin.errors import InputError
-from portmargin.io import batch_output
 from portmargin.io.batch_output import (
     check_target,
     clean_stale,
