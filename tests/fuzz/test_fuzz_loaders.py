@@ -133,7 +133,7 @@ def test_positions_csv(thorough: bool, on_error: str) -> None:
     run()
 
 
-_TYPES = ["string", "binary", "int", "float", "bool", "null", "dict"]
+_TYPES = ["string", "binary", "int", "float", "bool", "null", "dict", "badtext"]
 
 
 @st.composite
@@ -184,6 +184,9 @@ def _typed(kind: str, vals: list[Any], draw: Callable[[st.SearchStrategy[Any]], 
         if raw and draw(st.booleans()):
             raw[draw(st.integers(0, n - 1))] = b"\xff\xfe"
         return pa.array(raw, pa.binary())
+    if kind == "badtext":  # a string column whose bytes are not all UTF-8 (unchecked writer)
+        raw = [str(v).encode("utf-8") + (b"\xff" if i % 2 else b"") for i, v in enumerate(vals)]
+        return pa.array(raw, pa.binary()).view(pa.string())
     if kind == "dict":
         return pa.array([str(v) for v in vals]).dictionary_encode()
     return pa.array([None if draw(st.integers(0, 9)) == 0 else str(v) for v in vals], pa.string())

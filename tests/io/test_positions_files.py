@@ -173,6 +173,22 @@ def test_parquet_bad_values(tmp_path: Path, columns: dict[str, list[object]], ma
     _refused(_parquet(tmp_path, pa.table(columns)), match)
 
 
+@pytest.mark.parametrize("column", ["account", "instrument", "quantity"])
+def test_parquet_strings_that_are_not_utf8(tmp_path: Path, column: str) -> None:
+    # Arrow does not check UTF-8 when it reads a string column; a file from a writer that
+    # did not check it either must still be named by row.
+    values = {"account": ["a", "b"], "instrument": ["BTC-PERPETUAL"] * 2, "quantity": ["1", "2"]}
+    cols = {k: pa.array(v) for k, v in values.items()}
+    cols[column] = pa.array([values[column][0].encode() + b"\xff", b"2"], pa.binary()).view(
+        pa.string()
+    )
+    path = _parquet(tmp_path, pa.table(cols))
+    reason = "is not a number" if column == "quantity" else "not UTF-8 text"
+    _refused(path, rf"row 1: {column}: .*{reason}")
+    pos = read_positions(path, on_error="skip")
+    assert [r.row for r in pos.rejects] == [1] and len(pos.quantity) == 1
+
+
 def test_not_a_parquet_file(tmp_path: Path) -> None:
     path = tmp_path / "pos.parquet"
     path.write_bytes(b"PAR1 not really")

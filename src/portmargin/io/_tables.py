@@ -324,7 +324,13 @@ def text_column(col: pa.Array, *, replaced: bool = False) -> tuple[pa.Array, Boo
     if pa.types.is_dictionary(t):
         col, t = col.cast(t.value_type), t.value_type
     if pa.types.is_string(t) or pa.types.is_large_string(t):
-        return col.cast(pa.string()), ok
+        try:
+            col.validate(full=True)  # a Parquet writer need not have checked its UTF-8
+        except pa.ArrowInvalid:
+            col = col.view(pa.binary() if pa.types.is_string(t) else pa.large_binary())
+            t = col.type
+        else:
+            return col.cast(pa.string()), ok
     if pa.types.is_integer(t):
         return col.cast(pa.string()), ok
     if not (pa.types.is_binary(t) or pa.types.is_large_binary(t)):
@@ -372,11 +378,14 @@ def number_column(col: pa.Array) -> tuple[FloatArray, BoolArray]:
     if pa.types.is_integer(t) or pa.types.is_floating(t) or pa.types.is_decimal(t):
         out = col.cast(pa.float64(), safe=False)  # 2**53 + 1 is a number, if not exactly
         return _floats(out), _nulls(out)
-    if pa.types.is_binary(t) or pa.types.is_large_binary(t):
-        col, _ = text_column(col)  # an undecodable value is not a number either
-        t = col.type
-    if not (pa.types.is_string(t) or pa.types.is_large_string(t)):
+    if not (
+        pa.types.is_binary(t)
+        or pa.types.is_large_binary(t)
+        or pa.types.is_string(t)
+        or pa.types.is_large_string(t)
+    ):
         raise TypeError(str(t))
+    col, _ = text_column(col)  # validated: a value that is not UTF-8 is null, not a number
     text = pc.utf8_trim_whitespace(col)
     try:
         out = text.cast(pa.float64())

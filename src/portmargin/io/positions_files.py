@@ -321,7 +321,7 @@ class _Reader:
                         int(row),
                         None if a is None or acc.problem[acc.index[i]] != _OK else a,
                         None if name is None else name[:NAME_MAX_CHARS],
-                        _raw(qty_raw[i].as_py()),
+                        _raw(_cell(qty_raw, i)),
                         self.reason(i, batch, acc, acc_utf8, inst, inst_utf8, qty, qty_bad),
                     )
                 )
@@ -353,14 +353,14 @@ class _Reader:
             ("instrument", inst, inst_utf8, NAME_MAX_CHARS, 1),
         ):
             if utf8[i]:
-                return f"{name}: not UTF-8 text ({show(batch.column(k)[i].as_py())})"
+                return f"{name}: not UTF-8 text ({show(_raw_bytes(batch.column(k), i))})"
             v = values.index[i]
             if values.problem[v] == _EMPTY:
                 return f"{name}: empty"
             if values.problem[v] == _LONG:
                 key = values.keys[v]
                 return f"{name}: {len(key):,} characters, at most {limit} ({show(key)})"
-        q_text = _raw(batch.column(2)[i].as_py())
+        q_text = _raw(_cell(batch.column(2), i))
         if qty_bad[i]:
             if q_text is None or not q_text.strip():
                 return "quantity: empty"
@@ -395,6 +395,24 @@ def _frozen_cat(parts: list[Any], dtype: type[np.generic]) -> Any:
     out = np.concatenate(parts) if parts else np.zeros(0, dtype=dtype)
     out.flags.writeable = False
     return out
+
+
+def _cell(col: pa.Array, i: int) -> object:
+    """Value ``i`` of ``col``; text as raw bytes (it may not be UTF-8)."""
+    t = col.type
+    if pa.types.is_dictionary(t):
+        col, t = col.cast(t.value_type), t.value_type
+    if pa.types.is_string(t):
+        col = col.view(pa.binary())
+    elif pa.types.is_large_string(t):
+        col = col.view(pa.large_binary())
+    return col[i].as_py()
+
+
+def _raw_bytes(col: pa.Array, i: int) -> bytes | None:
+    """Value ``i`` of a text column as bytes (``None`` when null)."""
+    value = _cell(col, i)
+    return value if isinstance(value, bytes) or value is None else str(value).encode()
 
 
 def _raw(value: object) -> str | None:
