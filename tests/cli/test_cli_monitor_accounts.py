@@ -11,7 +11,9 @@ import contextlib
 import io
 import json
 import math
+import os
 import re
+import threading
 from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
@@ -204,12 +206,15 @@ def test_missing_file_is_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[
 # -- headless monitor and accounts show ------------------------------------------------------
 
 
-def test_headless_monitor_writes_events_to_the_db_only(headless_run: tuple[str, str]) -> None:
+def test_headless_monitor_prints_one_line_per_event_and_writes_them_to_the_db(
+    headless_run: tuple[str, str],
+) -> None:
+    # Headless prints one line per emitted event (the events stored, in order), then the
+    # summary; no view. (It used to print the summary only.)
     url, out = headless_run
     lines = out.strip().splitlines()
-    assert len(lines) == 1, out  # a summary, no view and no event lines
-    m = SUMMARY.fullmatch(lines[0])
-    assert m is not None, lines[0]
+    m = SUMMARY.fullmatch(lines[-1])
+    assert m is not None, lines[-1]
     processed, skipped, emitted, rejected = map(int, m.groups())
     assert (processed, skipped, rejected) == (FEED_EVENTS, 0, 0)
     with _store(url) as store:
@@ -219,7 +224,15 @@ def test_headless_monitor_writes_events_to_the_db_only(headless_run: tuple[str, 
     assert {e.kind for e in events} <= {"margin_call", "liquidation", "healthy"}
     assert cursor is not None
     assert cursor.last_seq == FEED_EVENTS
-    assert "acct-" not in out
+    assert len(lines) == len(events) + 1
+    for line, e in zip(lines, events, strict=False):
+        fig = e.payload["figures"]
+        assert line == (
+            f"{e.market_time}  seq {e.seq}  {e.kind}  {e.account_id}  "
+            f"equity {fig['equity']:,.0f} / IM {fig['initial_margin']:,.0f} / "
+            f"MM {fig['maintenance_margin']:,.0f} USD"
+        )
+    assert "accounts by margin ratio" not in out
 
 
 def test_show_prints_balances_positions_margin_and_events(
@@ -502,3 +515,188 @@ def test_live_loop_redraws_on_a_terminal(
     assert f"feed time {t_end.isoformat()}" in last_frame
     assert f"seq {FEED_EVENTS}" in last_frame
     assert f"processed {FEED_EVENTS} input events" in out
+
+
+# -- reliability from the command line ---------------------------------------------------------
+
+
+def _feed_with(tmp_path: Path, demo_feed: Path, extra: list[str]) -> Path:
+    path = tmp_path / "feed.jsonl"
+    path.write_text(demo_feed.read_text() + "".join(x + "\n" for x in extra))
+    return path
+
+
+def test_a_2_64_seq_and_a_1e308_deposit_are_rejected_and_a_restart_does_not_crash(
+    tmp_path: Path, small_accounts: Path, demo_feed: Path
+) -> None:
+    # Both used to crash the monitor (OverflowError into SQLite INTEGER; NaN equity into a
+    # NOT NULL column) on every restart, since the cursor never moved past the line.
+    last = demo_market().valuation_time + timedelta(seconds=60 * FEED_STEPS)
+    when = last.isoformat().replace("+00:00", "Z")
+    feed = _feed_with(
+        tmp_path,
+        demo_feed,
+        [
+            f'{{"seq": {2**64}, "type": "deposit", "time": "{when}", "account": "acct-000", '
+            '"currency": "BTC", "amount": 1}',
+            f'{{"seq": {FEED_EVENTS + 1}, "type": "deposit", "time": "{when}", '
+            '"account": "acct-000", "currency": "BTC", "amount": 1e308}',
+        ],
+    )
+    url = _url(tmp_path / "m.db")
+    args = ["monitor", "--accounts", str(small_accounts), "--feed", str(feed), "--db", url]
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        assert main([*args, "--headless"]) == 0
+    lines = out.getvalue().strip().splitlines()
+    assert lines[-3] == (
+        f"{when}  seq -  rejected malformed line {FEED_EVENTS + 1}  -  "
+        "malformed feed line: seq: 18446744073709551616 is outside [1, 2^63 - 1]"
+    )
+    assert lines[-2] == (
+        f"{when}  seq {FEED_EVENTS + 1}  rejected deposit line {FEED_EVENTS + 2}  acct-000  "
+        "deposit amount 1e+308 must be a finite number in (0, 1e+12] BTC"
+    )
+    m = SUMMARY.fullmatch(lines[-1])
+    assert m is not None
+    assert (int(m.group(1)), int(m.group(4))) == (FEED_EVENTS + 2, 2)
+    with _store(url) as store:
+        before = store.events()
+        accounts = store.load_accounts()
+        cursor = store.cursor(f"jsonl:{feed.name}")
+    assert cursor is not None
+    assert (cursor.last_seq, cursor.position) == (FEED_EVENTS + 1, FEED_EVENTS + 2)
+    # A restart skips both lines: no crash, nothing written twice.
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        assert main([*args, "--headless"]) == 0
+    assert out.getvalue().strip().splitlines() == [
+        f"processed 0 input events ({FEED_EVENTS + 2} already committed), 0 events, "
+        f"0 rejected, {out.getvalue().split(', ')[-1].strip()}"
+    ]
+    with _store(url) as store:
+        assert store.events() == before
+        assert store.load_accounts() == accounts
+
+
+def test_index_only_lines_work_on_a_seeded_market(
+    tmp_path: Path, small_accounts: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from portmargin.monitor import market_to_dict, states_of
+
+    demo = demo_market()
+    market = tmp_path / "market.json"
+    market.write_text(json.dumps(market_to_dict(demo, states_of(demo))))
+    t = (demo.valuation_time + timedelta(minutes=1)).isoformat().replace("+00:00", "Z")
+    feed = tmp_path / "index.jsonl"
+    feed.write_text(
+        f'{{"seq": 1, "type": "market", "time": "{t}", "underlying": "BTC", "index": 66500}}\n'
+        f'{{"seq": 2, "type": "market", "time": "{t}", "underlying": "ETH", "index": 3300}}\n'
+    )
+    url = _url(tmp_path / "m.db")
+    args = ["monitor", "--accounts", str(small_accounts), "--feed", str(feed), "--db", url]
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        assert main([*args, "--market", str(market), "--headless"]) == 0
+    m = SUMMARY.fullmatch(out.getvalue().strip().splitlines()[-1])
+    assert m is not None
+    assert (int(m.group(1)), int(m.group(4))) == (2, 0)
+    with _store(url) as store:
+        assert store.latest_snapshot("acct-000") is not None  # margined on the moved market
+    assert capsys.readouterr().err == ""
+
+
+def test_market_with_the_replay_is_refused(
+    tmp_path: Path, small_accounts: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    market = tmp_path / "m.json"
+    market.write_text(json.dumps({"valuation_time": "2026-02-25T08:00:00Z", "underlyings": {}}))
+    args = ["monitor", "--accounts", str(small_accounts), "--db", _url(tmp_path / "m.db")]
+    assert main([*args, "--market", str(market)]) == 2
+    line = _one_error_line(capsys.readouterr().err)
+    assert "--market seeds a JSON-lines or simulated feed; the replay brings its own" in line
+    assert not (tmp_path / "m.db").exists()
+
+
+def test_the_default_replay_runs_from_the_packaged_data(
+    tmp_path: Path, small_accounts: Path
+) -> None:
+    # No --data: the crash-day replay reads the copy shipped in the package (a fresh install
+    # has no ../shared).
+    url = _url(tmp_path / "m.db")
+    args = ["monitor", "--accounts", str(small_accounts), "--steps", "1", "--db", url]
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        assert main([*args, "--headless"]) == 0
+    m = SUMMARY.fullmatch(out.getvalue().strip().splitlines()[-1])
+    assert m is not None
+    assert m.group(1) == "4"  # BTC and ETH at both snapshots
+    with _store(url) as store:
+        cursor = store.cursor("replay:1")
+    assert cursor is not None
+    assert cursor.last_seq == 4
+
+
+def test_pm_approved_survives_load_and_show(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    doc = {
+        "accounts": [
+            {"id": "no-pm", "balances": {"USDC": 1000.0}, "pm_approved": False},
+            {"id": "pm", "balances": {"USDC": 1000.0}},
+        ]
+    }
+    path = tmp_path / "a.json"
+    path.write_text(json.dumps(doc))
+    url = _url(tmp_path / "m.db")
+    assert main(["accounts", "load", str(path), "--db", url]) == 0
+    capsys.readouterr()
+    assert main(["accounts", "show", "no-pm", "--db", url]) == 0
+    assert json.loads(capsys.readouterr().out)["pm_approved"] is False
+    assert main(["accounts", "show", "pm", "--db", url]) == 0
+    assert "pm_approved" not in json.loads(capsys.readouterr().out)  # default true, not shown
+
+
+# -- the live view: markets, counts, q ---------------------------------------------------------
+
+
+def test_view_shows_index_moves_and_accounts_per_status(live_monitor: Monitor) -> None:
+    mon = live_monitor
+    lines = _render(cli_monitor._view(mon)).splitlines()
+    markets, counts = lines[1], lines[2]
+    assert markets.startswith("index (move since the start)   ")
+    for u in ("BTC", "ETH"):
+        now, start = mon.states[u].index, mon.start_index[u]
+        assert f"{u} {now:,.0f} ({now / start - 1:+.1%})" in markets
+    got = mon.status_counts()
+    assert sum(got.values()) == len(mon.accounts)
+    assert counts == (
+        f"accounts   healthy {got['healthy']}   margin call {got['margin_call']}   "
+        f"liquidation {got['liquidation']}   excluded (error) {got['error']}   (q quits)"
+    )
+
+
+def test_q_quits_the_live_view_with_the_summary(
+    tmp_path: Path,
+    small_accounts: Path,
+    demo_feed: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    read, write = os.pipe()
+    os.write(write, b"x")  # other keys do nothing
+    threading.Timer(0.3, os.write, (write, b"q")).start()
+    monkeypatch.setattr(cli_monitor, "_key_fd", lambda: read)
+    url = _url(tmp_path / "m.db")
+    args = ["monitor", "--accounts", str(small_accounts), "--feed", str(demo_feed), "--db", url]
+    try:
+        # 60 s feed steps at 60x: a second per step, so q lands long before the feed ends.
+        assert main([*args, "--speed", "60"]) == 0
+    finally:
+        os.close(read)
+        os.close(write)
+    cap = capsys.readouterr()
+    assert cap.err == ""
+    m = SUMMARY.fullmatch(cap.out.rstrip("\n").splitlines()[-1])
+    assert m is not None
+    assert 1 <= int(m.group(1)) < FEED_EVENTS

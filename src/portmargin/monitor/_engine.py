@@ -291,6 +291,7 @@ class Monitor:
         self._parsed: dict[str, Instrument] = {}
         self._quote_cache: dict[str, tuple[MarketUpdate, dict[str, OptionQuote]]] = {}
         self._held: dict[str, dict[datetime, set[str]]] | None = None
+        self._expiry_cache: dict[str, tuple[MarketUpdate, set[datetime]]] = {}
         self._underlyings = {p.underlying for p in self.products.values()}
 
     # -- views of the state -------------------------------------------------------------
@@ -435,7 +436,21 @@ class Monitor:
             }
         if prev is not None:
             out |= set(prev.forwards)
-            out |= {self._expiry(n) for n in prev.vols}
+            out |= self._quoted_expiries(prev)
+        return out
+
+    def _quoted_expiries(self, state: MarketUpdate) -> set[datetime]:
+        """Expiries of the options a state quotes (computed once per state)."""
+        hit = self._expiry_cache.get(state.underlying)
+        if hit is not None and hit[0] is state:
+            return hit[1]
+        names = state.vols
+        prev = self._expiry_cache.get(state.underlying)
+        if prev is not None and prev[0].vols.keys() == names.keys():
+            out = prev[1]  # the same options (a full restatement): the same expiries
+        else:
+            out = {self._expiry(n) for n in names}
+        self._expiry_cache[state.underlying] = (state, out)
         return out
 
     def _unpriced(self, a: Account, settled: Settled, states: Mapping[str, MarketUpdate]) -> str:
@@ -749,9 +764,7 @@ class Monitor:
             events=[(e["kind"], e["account"], e) for e in events],
             errors=errors,
         )
-        self.accounts.update(step.changed)
-        if step.changed:
-            self._held = None
+        self._adopt_accounts(step.changed)
         for a, why in errors.items():
             if why is None:
                 self.errors.pop(a, None)
@@ -911,9 +924,10 @@ class Monitor:
         candidates = [
             step.changed.get(a, self.accounts[a])
             for a in sorted(self.errors)
-            if a in self.accounts and a not in step.errors
+            if a in self.accounts
+            and a not in step.errors
+            and u in self._exposures(self.accounts[a])  # as it was: an expiry may end it
         ]
-        candidates = [a for a in candidates if u in self._exposures(a)]
         candidates = [a for a in candidates if self._exposures(a) <= set(states)]
         if not candidates:
             return
@@ -990,13 +1004,23 @@ class Monitor:
             errors=errors,
         )
         self._pending.clear()
-        self.accounts[new.account_id] = new
-        self._held = None
+        self._adopt_accounts({new.account_id: new})
         self.ledger = ledger.with_methods([after])
         self._after_commit(item, [after], events)
         return events
 
     # -- events and bookkeeping ---------------------------------------------------------
+    def _adopt_accounts(self, changed: Mapping[str, Account]) -> None:
+        """Adopt committed accounts; the held expiries are recomputed if holdings changed.
+
+        Variation margin rescales inverse futures in place (same names): no recompute.
+        """
+        for a, new in changed.items():
+            old = self.accounts.get(a)
+            if old is None or old.positions.keys() != new.positions.keys():
+                self._held = None
+            self.accounts[a] = new
+
     def _transitions(
         self, margins: Iterable[AccountMargin], cause: dict[str, Any], when: str
     ) -> list[dict[str, Any]]:
