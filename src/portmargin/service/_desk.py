@@ -474,7 +474,7 @@ class Desk:
     async def _warm_up(self) -> None:
         """After a restart, margin every account on the folded market state (one input)."""
         mon = self._monitor
-        if mon.market is not None or not mon.states or mon.feed_time is None:
+        if mon.ledger is not None or not mon.states or mon.feed_time is None:
             return
         latest = [u for u in mon.states.values() if u.time == mon.feed_time][-1]
 
