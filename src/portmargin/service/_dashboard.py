@@ -172,11 +172,11 @@ def matrices(doc: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
     the underlying's worst scenario.
     """
     given = doc.get("risk_matrix")
-    if isinstance(given, Mapping) and given and all(
-        isinstance(v, Mapping) and {"price_moves", "vol_shocks", "pnl"} <= set(v)
-        for v in given.values()
-    ):
-        return {str(k): dict(v) for k, v in given.items()}
+    if isinstance(given, Mapping) and given:
+        try:
+            return {str(k): _from_risk_matrix(v) for k, v in given.items()}
+        except (KeyError, IndexError, TypeError, ValueError):
+            pass  # another shape: build it from the scenario lines below
     out: dict[str, dict[str, Any]] = {}
     for name, u in (doc.get("by_underlying") or {}).items():
         lines = [s for s in doc.get("scenarios", []) if s.get("underlying") == name.split("/")[0]]
@@ -202,6 +202,28 @@ def matrices(doc: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
             "currency": u.get("currency", ""),
         }
     return out
+
+
+def _from_risk_matrix(m: Mapping[str, Any]) -> dict[str, Any]:
+    """The margin JSON's ``risk_matrix`` entry (``pnl[price move][vol shock]``) as rows of vols."""
+    moves = [float(x) for x in m["price_moves"]]
+    vols = [float(x) for x in m["vol_shocks"]]
+    pnl = m["pnl"]
+    if len(pnl) != len(moves) or any(len(row) != len(vols) for row in pnl):
+        raise ValueError("unexpected risk_matrix shape")
+    order = sorted(range(len(vols)), key=lambda j: -vols[j])
+    grid = [[pnl[c][j] for c in range(len(moves))] for j in order]
+    b = m.get("binding")
+    binding = None
+    if isinstance(b, Mapping) and "row" in b and "col" in b:
+        binding = [order.index(int(b["col"])), int(b["row"])]
+    return {
+        "price_moves": moves,
+        "vol_shocks": [vols[j] for j in order],
+        "pnl": grid,
+        "binding": binding,
+        "currency": m.get("currency", ""),
+    }
 
 
 def heatmap_svg(mx: Mapping[str, Any], *, cell: int = 34) -> str:
