@@ -5,7 +5,9 @@ prices in between), then prints a Markdown report: the index path and the status
 step, and per kind of book how many accounts were called or liquidated, when, and how that
 relates to the cushion each account started with (equity / IM on the first snapshot).
 
-Usage: ``python examples/crash_report.py [DATA_DIR] [STEPS] > report.md``
+Usage: ``python examples/crash_report.py [DATA_DIR] [STEPS] > report.md``; without
+``DATA_DIR`` (or with ``-``) the crash-day data shipped in the package are replayed (the same
+numbers as the raw files, see ``src/portmargin/monitor/data/README.md``).
 (docs/crash-replay.md is this report for 24 steps.)
 """
 
@@ -27,7 +29,6 @@ from portmargin.storage import open_store
 
 HERE = Path(__file__).resolve().parent
 TIME_FORMAT = "%d %b %H:%M"
-DATA = HERE.parents[1] / "shared" / "data" / "deribit_options_2026-02-04_05"
 
 
 def book_kind(a: Account) -> str:
@@ -53,7 +54,7 @@ def _median(ids: list[str], cushion: dict[str, float]) -> str:
 
 def main() -> None:
     """Run the replay and print the report."""
-    data = Path(sys.argv[1]) if len(sys.argv) > 1 else DATA
+    data = Path(sys.argv[1]) if len(sys.argv) > 1 and sys.argv[1] != "-" else None
     steps = int(sys.argv[2]) if len(sys.argv) > 2 else 24
     accts, settings = load_accounts(HERE / "accounts.json")
     model = load_model("deribit")
@@ -81,6 +82,7 @@ def main() -> None:
 
         stats = mon.run(feed, on_step=record)
         events = store.events(kinds=["margin_call", "liquidation", "healthy"])
+        other = Counter(e.kind for e in store.events(kinds=["rejected", "expiry", "account_error"]))
         store.close()
 
     print(f"# Crash-day replay: {len(accts)} accounts, {steps} steps\n")
@@ -90,7 +92,9 @@ def main() -> None:
     )
     print(
         f"Accounts healthy on the first snapshot: "
-        f"{sum(m.status.value == 'healthy' for m in start.values())} of {len(start)}.\n"
+        f"{sum(m.status.value == 'healthy' for m in start.values())} of {len(start)}. "
+        f"Input events rejected: {other['rejected']}; accounts excluded from margining: "
+        f"{other['account_error']}; positions settled at expiry: {other['expiry']}.\n"
     )
     print("## Status events per step\n")
     print(

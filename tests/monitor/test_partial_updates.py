@@ -78,3 +78,22 @@ def test_a_line_restating_some_fields_keeps_the_others() -> None:
     assert state.vols["BTC-27MAR26-70000-P"] == 0.62
     assert state.vols["BTC-27MAR26-60000-P"] == 0.6
     store.close()
+
+
+def test_reload_picks_up_an_account_added_between_two_events() -> None:
+    from portmargin.accounts import Account
+
+    seed = _seed()
+    store = open_store("sqlite://")
+    store.save_accounts([Account("a", {"BTC-27MAR26-70000-P": -1.0}, {"BTC": 1.0})])
+    mon = Monitor(store, load_model("deribit"), AccountSettings(), feed_name="f", market=seed)
+    t1 = seed.valuation_time + timedelta(minutes=5)
+    mon.process(MarketUpdate(1, t1, "BTC", 69000.0))
+    assert mon.margined
+    assert set(mon.margins) == {"a"}
+    store.save_accounts([Account("b", {"BTC-27MAR26-60000-P": -1.0}, {"BTC": 1.0})])
+    mon.reload()
+    assert not mon.margined
+    mon.process(MarketUpdate(2, t1 + timedelta(minutes=1), "BTC", 68000.0))
+    assert set(mon.margins) == {"a", "b"}
+    store.close()

@@ -294,6 +294,26 @@ class Monitor:
         self._expiry_cache: dict[str, tuple[MarketUpdate, set[datetime]]] = {}
         self._underlyings = {p.underlying for p in self.products.values()}
 
+    def reload(self) -> None:
+        """Read the accounts, statuses, methods and exclusions from the store again.
+
+        For a caller that changed the stored accounts (e.g. added one) between two events:
+        the market state is kept, and the ledger is rebuilt from the store at the next event
+        (as on a restart).
+        """
+        self.accounts = {a.account_id: a for a in self.store.load_accounts()}
+        self.statuses = self.store.statuses()
+        self.methods = self.store.margin_methods()
+        self.errors = self.store.account_errors()
+        self.margins = {a: m for a, m in self.margins.items() if a in self.accounts}
+        self.ledger = None
+        self._held = None
+
+    @property
+    def margined(self) -> bool:
+        """Whether the accounts have been margined on the current state (a ledger is open)."""
+        return self.ledger is not None
+
     # -- views of the state -------------------------------------------------------------
     @property
     def session(self) -> MarginSession | None:
