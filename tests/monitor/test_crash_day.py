@@ -36,17 +36,17 @@ class Replay:
 
 
 @pytest.fixture(scope="module")
-def replay(crash_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Replay:
+def replay(tmp_path_factory: pytest.TempPathFactory) -> Replay:
     accts, settings = load_accounts(EXAMPLES / "accounts.json")
     model = load_model("deribit")
-    m0, _, _ = load_crash_day(crash_dir)
+    m0, _, _ = load_crash_day()  # the packaged data: the raw files' numbers, on any clone
     cushion = {}
     for a in accts:
         m = evaluate_account(a, m0, model, settings)
         cushion[a.account_id] = m.equity_usd / m.initial_margin_usd
     store = open_store(f"sqlite:///{tmp_path_factory.mktemp('crash') / 'c.db'}")
     store.save_accounts(accts)
-    feed = ReplayFeed(crash_dir, steps=STEPS)
+    feed = ReplayFeed(steps=STEPS)
     mon = Monitor(store, model, settings, feed_name=feed.name)
     index: dict[int, dict[str, float]] = {}
     perps: list[dict[str, float]] = []

@@ -20,7 +20,8 @@ from portmargin.storage import open_store
 STEPS = 6
 
 
-def _cmd(accounts: Path, db: str, crash_dir: Path, speed: float) -> list[str]:
+def _cmd(accounts: Path, db: str, speed: float) -> list[str]:
+    # No --data: the replay of the crash-day data shipped in the package (runs on any clone).
     return [
         sys.executable,
         "-m",
@@ -37,16 +38,14 @@ def _cmd(accounts: Path, db: str, crash_dir: Path, speed: float) -> list[str]:
         "--headless",
         "--speed",
         str(speed),
-        "--data",
-        str(crash_dir),
     ]
 
 
-def _reference(accounts: Path, crash_dir: Path, db: str) -> list[tuple[object, ...]]:
+def _reference(accounts: Path, db: str) -> list[tuple[object, ...]]:
     accts, settings = load_accounts(accounts)
     store = open_store(db)
     store.save_accounts(accts)
-    feed = ReplayFeed(crash_dir, steps=STEPS)
+    feed = ReplayFeed(steps=STEPS)
     Monitor(store, load_model("deribit"), settings, feed_name=feed.name).run(feed)
     out: list[tuple[object, ...]] = [
         (e.seq, e.ordinal, e.kind, e.account_id, e.payload) for e in store.events()
@@ -55,11 +54,11 @@ def _reference(accounts: Path, crash_dir: Path, db: str) -> list[tuple[object, .
     return out
 
 
-def _kill_and_resume(accounts: Path, crash_dir: Path, db: str, log: Path) -> None:
+def _kill_and_resume(accounts: Path, db: str, log: Path) -> None:
     span = 24 * 3600.0
     with log.open("wb") as err:
         proc = subprocess.Popen(
-            _cmd(accounts, db, crash_dir, span / 6.0), stdout=subprocess.DEVNULL, stderr=err
+            _cmd(accounts, db, span / 6.0), stdout=subprocess.DEVNULL, stderr=err
         )
     engine = create_engine(db.replace("postgresql://", "postgresql+psycopg://"))
     deadline = time.monotonic() + 120
@@ -83,9 +82,7 @@ def _kill_and_resume(accounts: Path, crash_dir: Path, db: str, log: Path) -> Non
         engine.dispose()
     assert killed_at >= 4, log.read_text()
     assert killed_at < 2 * (STEPS + 1), "the run finished before it could be killed"
-    done = subprocess.run(
-        _cmd(accounts, db, crash_dir, 0.0), capture_output=True, text=True, timeout=300
-    )
+    done = subprocess.run(_cmd(accounts, db, 0.0), capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr
     assert "already committed" in done.stdout
 
@@ -99,11 +96,11 @@ def _events(db: str) -> list[tuple[object, ...]]:
     return out
 
 
-def test_sigkill_and_restart_sqlite(crash_dir: Path, small_accounts: Path, tmp_path: Path) -> None:
+def test_sigkill_and_restart_sqlite(small_accounts: Path, tmp_path: Path) -> None:
     db = f"sqlite:///{tmp_path / 'killed.db'}"
-    _kill_and_resume(small_accounts, crash_dir, db, tmp_path / "stderr.log")
+    _kill_and_resume(small_accounts, db, tmp_path / "stderr.log")
     got = _events(db)
-    want = _reference(small_accounts, crash_dir, f"sqlite:///{tmp_path / 'clean.db'}")
+    want = _reference(small_accounts, f"sqlite:///{tmp_path / 'clean.db'}")
     assert len({(s, o) for s, o, *_ in got}) == len(got)
     assert got == want
     store = open_store(db)
@@ -115,31 +112,31 @@ def test_sigkill_and_restart_sqlite(crash_dir: Path, small_accounts: Path, tmp_p
 
 @pytest.mark.postgres
 def test_sigkill_and_restart_postgres(
-    crash_dir: Path, small_accounts: Path, tmp_path: Path, postgres_url: str
+    small_accounts: Path, tmp_path: Path, postgres_url: str
 ) -> None:
     db = postgres_url
-    _kill_and_resume(small_accounts, crash_dir, db, tmp_path / "stderr.log")
+    _kill_and_resume(small_accounts, db, tmp_path / "stderr.log")
     got = _events(db)
-    want = _reference(small_accounts, crash_dir, f"sqlite:///{tmp_path / 'clean.db'}")
+    want = _reference(small_accounts, f"sqlite:///{tmp_path / 'clean.db'}")
     assert len({(s, o) for s, o, *_ in got}) == len(got)
     assert got == want
 
 
 @pytest.mark.parametrize("cut", [1, 3, 4, 7])
 def test_resume_after_any_committed_event_is_bit_identical(
-    crash_dir: Path, small_accounts: Path, tmp_path: Path, cut: int
+    small_accounts: Path, tmp_path: Path, cut: int
 ) -> None:
     # A SIGKILL can only land between commits, so stopping after `cut` events and starting
     # a fresh monitor on the same database is the same restart, at a chosen point. The
     # resumed run rebuilds its book from the database; every figure must equal the
     # uninterrupted run's to the last bit (odd cuts resume between a BTC and an ETH update).
-    want = _reference(small_accounts, crash_dir, f"sqlite:///{tmp_path / 'clean.db'}")
+    want = _reference(small_accounts, f"sqlite:///{tmp_path / 'clean.db'}")
     accts, settings = load_accounts(small_accounts)
     db = f"sqlite:///{tmp_path / 'cut.db'}"
     store = open_store(db)
     store.save_accounts(accts)
     for limit in (cut, None):
-        feed = ReplayFeed(crash_dir, steps=STEPS)
+        feed = ReplayFeed(steps=STEPS)
         Monitor(store, load_model("deribit"), settings, feed_name=feed.name).run(
             feed, max_events=limit
         )

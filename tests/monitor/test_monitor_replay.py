@@ -24,13 +24,13 @@ from portmargin.storage import open_store
 
 @pytest.fixture(scope="module")
 def replayed(
-    crash_dir: Path, small_accounts: Path, tmp_path_factory: pytest.TempPathFactory
+    small_accounts: Path, tmp_path_factory: pytest.TempPathFactory
 ) -> tuple[Monitor, Path]:
     tmp = tmp_path_factory.mktemp("replay")
     accts, settings = load_accounts(small_accounts)
     store = open_store(f"sqlite:///{tmp / 'm.db'}")
     store.save_accounts(accts)
-    feed = ReplayFeed(crash_dir, steps=4)
+    feed = ReplayFeed(steps=4)  # the packaged crash-day data: runs on any clone
     mon = Monitor(store, load_model("deribit"), settings, feed_name=feed.name)
     mon.run(feed)
     return mon, tmp
@@ -171,12 +171,12 @@ def test_vectorised_pass_equals_the_engine_for_every_account(
 
 
 def test_trade_in_a_new_instrument_grows_the_universe_and_keeps_figures(
-    crash_dir: Path, small_accounts: Path, tmp_path: Path
+    small_accounts: Path, tmp_path: Path
 ) -> None:
     accts, settings = load_accounts(small_accounts)
     store = open_store(f"sqlite:///{tmp_path / 'm.db'}")
     store.save_accounts(accts)
-    feed = ReplayFeed(crash_dir, steps=2)
+    feed = ReplayFeed(steps=2)
     mon = Monitor(store, load_model("deribit"), settings, feed_name=feed.name)
     mon.run(feed)
     assert mon.market is not None
