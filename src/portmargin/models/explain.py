@@ -17,10 +17,24 @@ Per pool, the components are summed over its pairs (plus the IM-only collateral 
 cross mode); IM, MM and equity are the pipeline's. With several pools, the headline figures
 are their sum in USD at each pool's USD rate (:func:`portmargin.units.usd_rate`) and the
 binding scenario is that of the pair with the largest requirement in USD.
+
+**Euler contributions** to the scanning risk ``R_k`` of pair ``k`` (Tasche, "Risk
+contributions and performance measurement", 1999). ``R_k`` is set by a weighting ``ω`` of the
+pair's raw scenario P&L ``v_j = Σ_i q_i·W[i, j]`` (+ coin collateral): the binding scenario
+``j_k`` (``ω = e_{j_k}``, risk measure ``worst``) or the tail ``T`` of the VaR / ES
+(``ω = 1/|T|`` on ``T``, chosen on the pool's summed P&L under ``joint_underlyings``, as
+:func:`~portmargin.models.engine.scanning_risk` does)::
+
+    c_i = −q_i·Σ_j ω_j·W[i, j] · f        f = R_k / (−Σ_j ω_j v_j)   (0 when either is ≤ 0)
+
+``f`` is 1 unless aggregation moves the binding loss (Deribit's extended dampener); the
+positions' ``c_i`` and the collateral's add up to ``R_k`` exactly. Each underlying contributes
+its ``R_k`` to the pool's scanning risk.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING
 
@@ -39,6 +53,7 @@ from portmargin.scenarios import ScenarioSet
 from portmargin.units import USD, iso_z, usd_rate, usd_totals
 
 if TYPE_CHECKING:
+    from portmargin.models.config import ModelParams
     from portmargin.models.session import BatchResult, MarginSession, PairTrace
 
 __all__ = ["combine_pools", "explain_row"]
@@ -75,7 +90,8 @@ def explain_row(
     positions: list[PositionLine] = []
     components: dict[str, dict[str, float]] = {}
     details: dict[str, dict[str, float]] = {}
-    for t in trace:
+    omegas = _scan_weights(params, [session.pairs[t.pair].pool for t in trace], trace)
+    for t, omega in zip(trace, omegas, strict=True):
         pr = session.pairs[t.pair]
         scen = pr.scen
         j = int(np.argmin(t.aggregated))
@@ -96,16 +112,24 @@ def explain_row(
         )
         own = dict(t.components)
         extra = detail_fn(t.context) if t.context is not None and detail_fn is not None else {}
+        scan = own["scanning_risk"]
+        block = slice(pr.start, pr.start + len(scen))
+        base = -float(t.raw @ omega)
+        factor = scan / base if scan > 0.0 and base > 0.0 else 0.0
+        per_col = -q * (session.weights[cols, block] @ omega) * factor  # (k,) contributions
+        collateral = float(per_col[col_pair < 0].sum())
         unds.append(
             UnderlyingResult(
                 pr.und,
                 pr.pool,
-                own["scanning_risk"],
+                scan,
                 own,
                 sum(own.values()),
                 lines[j],
                 lines,
                 extra,
+                scan,
+                collateral,
             )
         )
         pooled = components.setdefault(pr.pool, {})
@@ -131,6 +155,7 @@ def explain_row(
                     qi * float(tab.delta_coin[r]),
                     qi * float(session.weights[c, pr.start + j]),
                     str(tab.quote_source[r]),
+                    float(per_col[i]),
                 )
             )
     haircut = float(np.maximum(q, 0.0) @ session._haircut[cols]) if model.cross else 0.0
@@ -168,6 +193,50 @@ def explain_row(
         source=market.source,
         notes=notes,
     )
+
+
+def _scan_weights(
+    params: ModelParams, pools: Sequence[str], trace: Sequence[PairTrace]
+) -> list[FloatArray]:
+    """``ω`` of each traced pair: the scenarios that set its scanning risk (module docstring).
+
+    ``worst``: the binding scenario ``argmin_j aggregated_j``. ``var`` / ``es``: the tail of
+    ``m = ⌈(1 − confidence)·n⌉`` scenarios in stable ascending order of the raw P&L (its m-th
+    for VaR, its m first for ES), of the pool's summed P&L when ``joint_underlyings`` applies
+    (several pairs with aligned scenarios), as :func:`portmargin.models.engine.scanning_risk`.
+    """
+    out: list[FloatArray] = []
+    if params.risk_measure == "worst":
+        for t in trace:
+            w = np.zeros(t.raw.shape[0])
+            w[int(np.argmin(t.aggregated))] = 1.0
+            out.append(w)
+        return out
+    es = params.risk_measure == "es"
+    members: dict[str, list[int]] = {}
+    for k, pool in enumerate(pools):
+        members.setdefault(pool, []).append(k)
+    joint_tail: dict[str, FloatArray] = {}
+    for pool, ks in members.items():
+        lengths = {trace[k].raw.shape[0] for k in ks}
+        if params.joint_underlyings and len(ks) > 1 and len(lengths) == 1:
+            total = np.sum([trace[k].raw for k in ks], axis=0)
+            joint_tail[pool] = _tail_weights(total, params.confidence, es=es)
+    for k, t in enumerate(trace):
+        shared = joint_tail.get(pools[k])
+        out.append(shared if shared is not None else _tail_weights(t.raw, params.confidence, es=es))
+    return out
+
+
+def _tail_weights(pnl: FloatArray, confidence: float, *, es: bool) -> FloatArray:
+    """Equal weights on the VaR scenario (``es`` False) or the ES tail of ``pnl``."""
+    s = pnl.shape[0]
+    m = max(1, math.ceil((1.0 - confidence) * s - 1e-9))
+    order = np.argsort(pnl, kind="stable")
+    tail = order[:m] if es else order[m - 1 : m]
+    w = np.zeros(s)
+    w[tail] = 1.0 / tail.shape[0]
+    return w
 
 
 def combine_pools(
