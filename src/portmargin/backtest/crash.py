@@ -171,15 +171,17 @@ def crash_coverage(
 ) -> list[CrashRow]:
     """Per method and family: losing books and the under-covered among them.
 
-    A :class:`VarModel` is anchored to the first snapshot's day (its scenarios end there).
+    A :class:`VarModel` is anchored to the last daily close before the first snapshot.
     """
     universe = list(books) if books is not None else crash_books(before, after)
     pnls = [book_pnl(b.book, before, after) for b in universe]
     day = before.valuation_time.date()
+    # the last daily close before the snapshot (a close is the end of its UTC day)
+    anchor = (before.valuation_time - timedelta(days=1)).date()
     rows: list[CrashRow] = []
     for label, method in methods:
         if isinstance(method, VarModel):
-            method = method.at(day - timedelta(days=1) if not method.history.has(day) else day)
+            method = method.at(anchor)
         session = None
         if isinstance(method, MarginModel):
             names = sorted({n for b in universe for n in b.book.positions})

@@ -24,7 +24,10 @@ For every day ``t`` of ``[from, to]`` (every ``step`` days) with ``t + h`` in th
 Reported per method (:class:`ModelBacktest`): days, exceedances, coverage
 ``1 − exceedances/days``, Kupiec and Christoffersen p-values and the Basel zone at the
 method's confidence (:mod:`portmargin.backtest.stats`; ``worst``-scenario models are tested at
-99 %), the mean margin and its peak-to-trough ratio, and the worst exceedances. Amounts are
+99 %), the mean margin, its peak-to-trough ratio per unit of notional
+(``max_t (M_t/N_t) / min_t (M_t/N_t)``, ``N_t = size·Σ_u S_u,t`` the USD value of one unit of
+each underlying, so the price level's own trend is not counted as procyclicality), and the
+worst exceedances. Amounts are
 reported in USD at day ``t``'s index (``Σ_p M_p·usd_rate_p``); the exceedance test itself is
 made in each pool's currency.
 """
@@ -95,6 +98,7 @@ class ModelBacktest:
     loss: FloatArray
     hits: BoolArray
     stats: Coverage
+    notional: FloatArray
     skipped: int = 0
     skip_reason: str = ""
 
@@ -105,8 +109,13 @@ class ModelBacktest:
 
     @property
     def peak_to_trough(self) -> float:
-        """``max / min`` of the requirement path."""
-        return peak_to_trough(self.margin)
+        """``max / min`` of the requirement per unit of notional (``M_t / N_t``)."""
+        return peak_to_trough(self.margin / self.notional)
+
+    @property
+    def mean_margin_of_notional(self) -> float:
+        """Mean of ``M_t / N_t``: the requirement as a fraction of the book's notional."""
+        return float(np.mean(self.margin / self.notional))
 
     def worst(self, n: int = 5) -> list[Exceedance]:
         """The ``n`` exceedances with the largest ``loss − margin``, largest first."""
@@ -134,6 +143,7 @@ class ModelBacktest:
             "requirement": self.requirement,
             "currency": USD,
             "conditional_coverage_pvalue": s.conditional_coverage_pvalue,
+            "mean_margin_of_notional": self.mean_margin_of_notional,
             "mean_loss": float(np.mean(self.loss)),
             "max_loss": float(np.max(self.loss)),
             "skipped_days": self.skipped,
@@ -258,6 +268,7 @@ class _Series:
     days: list[date] = field(default_factory=list)
     margin: list[float] = field(default_factory=list)
     loss: list[float] = field(default_factory=list)
+    notional: list[float] = field(default_factory=list)
     hits: list[bool] = field(default_factory=list)
     skipped: int = 0
     reason: str = ""
@@ -346,6 +357,7 @@ def run_backtest(
         m0 = day_market(s0, names, smile=smile)
         m1 = day_market(s1, names, smile=smile)
         pnl = book_pnl(book, m0, m1)
+        notional = size * sum(s0.spot.values())
         for label, method in methods:
             ser = series[label]
             try:
@@ -366,6 +378,7 @@ def run_backtest(
             ser.margin.append(margin_usd)
             ser.loss.append(loss_usd)
             ser.hits.append(hit)
+            ser.notional.append(notional)
         if progress is not None:
             progress(n_done, total)
     out: list[ModelBacktest] = []
@@ -386,6 +399,7 @@ def run_backtest(
                 np.asarray(ser.loss),
                 hits,
                 coverage(hits, conf),
+                np.asarray(ser.notional),
                 ser.skipped,
                 ser.reason,
             )

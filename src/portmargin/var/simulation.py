@@ -29,6 +29,7 @@ sum of ``h`` independent daily draws of the standardised factor vector, times ``
 * ``mc-t``: multivariate Student-t, ``Y = A·Z·√(ν/W)``, ``Z ~ N(0, I)``, ``W ~ χ²_ν``,
   ``A·Aᵀ = R·(ν − 2)/ν`` with ``R`` the correlation matrix of the window's ``z`` (so each
   factor has unit variance), ``ν`` by maximum likelihood over the window unless given;
+  each daily draw clipped to ``±truncate·max|z|`` of the window (``truncate = 1.5``);
 * ``mc-bootstrap``: whole cross-sections ``z_t`` drawn with replacement from the window
   (filtered bootstrap; the dependence between factors of one day is kept).
 
@@ -298,6 +299,7 @@ def _monte_carlo(
     rng = np.random.default_rng(np.random.SeedSequence([mc.seed, as_of.toordinal()]))
     n, h, d = mc.n_scenarios, params.horizon_days, len(keys)
     total = np.zeros((n, d))
+    cap = mc.truncate * np.max(np.abs(sample), axis=0) if mc.truncate > 0 else None
     if params.method == "mc-bootstrap":
         for _ in range(h):
             total += sample[rng.integers(0, sample.shape[0], size=n)]
@@ -309,7 +311,8 @@ def _monte_carlo(
         for _ in range(h):
             g = rng.standard_normal((n, d)) @ a.T
             w = rng.chisquare(nu, size=n)
-            total += g * np.sqrt(nu / w)[:, None]
+            y = g * np.sqrt(nu / w)[:, None]
+            total += y if cap is None else np.clip(y, -cap, cap)
     spot = {u: scale[(u, "spot")] * total[:, 2 * i] for i, u in enumerate(unds)}
     vol = {u: scale[(u, "vol")] * total[:, 2 * i + 1] for i, u in enumerate(unds)}
     return FactorMoves(unds, ("mc",) * n, spot, vol, h, filters)
