@@ -35,12 +35,17 @@ from portmargin.models.result import MarginResult, RiskMatrix
 __all__ = ["matrix_chart", "matrix_tables"]
 
 
-def _move_label(m: float) -> str:
+_SPAN_FILE = "spanfile"  # results read from a SPAN file move in multiples of the scan ranges
+
+
+def _move_label(m: float, *, ranges: bool = False) -> str:
+    if ranges:
+        return f"{m:+.3g} × PSR"
     return f"{m:+.2%}" if abs(m) < 10 else f"{m:+.0%}"
 
 
-def _vol_label(v: float) -> str:
-    return f"vol {v:+.2f}"
+def _vol_label(v: float, *, ranges: bool = False) -> str:
+    return f"vol {v:+.3g} × VSR" if ranges else f"vol {v:+.2f}"
 
 
 def _title(m: RiskMatrix) -> str:
@@ -54,18 +59,20 @@ def matrix_tables(result: MarginResult) -> Group:
     A result without scenarios (a rules-based method) gives an empty group.
     """
     tables: list[Table] = []
+    ranges = result.model == _SPAN_FILE
     for m in result.risk_matrices():
         table = Table(title=_title(m), title_justify="left")
         table.add_column("price move", justify="right")
         for v in m.vol_shocks:
-            table.add_column(_vol_label(v), justify="right")
+            table.add_column(_vol_label(v, ranges=ranges), justify="right")
         for i, move in enumerate(m.price_moves):
-            cells: list[Text] = [Text(_move_label(move))]
+            cells: list[Text] = [Text(_move_label(move, ranges=ranges))]
             for j in range(len(m.vol_shocks)):
                 value = m.pnl[i][j]
                 if value is None:
                     cells.append(Text(""))
                     continue
+                value += 0.0  # no "-0"
                 style = "red" if value < 0 else "green" if value > 0 else ""
                 label = f"{value:,.6g}"
                 if m.binding == (i, j):
@@ -99,8 +106,9 @@ def matrix_chart(result: MarginResult, path: Path, *, title: str = "") -> None:
     widths = [max(4.0, 1.2 * len(m.vol_shocks) + 2.0) for m in matrices]
     heights = [max(3.0, 0.35 * len(m.price_moves) + 1.5) for m in matrices]
     fig, axes = plt.subplots(1, n, figsize=(sum(widths), max(heights)), squeeze=False)
+    ranges = result.model == _SPAN_FILE
     for ax, m in zip(axes[0], matrices, strict=True):
-        _heatmap(ax, m)
+        _heatmap(ax, m, ranges=ranges)
     if title:
         fig.suptitle(title)
     fig.tight_layout()
@@ -125,7 +133,7 @@ def matrix_chart(result: MarginResult, path: Path, *, title: str = "") -> None:
         tmp.unlink(missing_ok=True)
 
 
-def _heatmap(ax: Axes, m: RiskMatrix) -> None:
+def _heatmap(ax: Axes, m: RiskMatrix, *, ranges: bool) -> None:
     grid = np.array(
         [[math.nan if v is None else v for v in row] for row in m.pnl], dtype=np.float64
     ).reshape(len(m.price_moves), len(m.vol_shocks))
@@ -134,8 +142,8 @@ def _heatmap(ax: Axes, m: RiskMatrix) -> None:
     scale = scale if scale > 0 else 1.0
     image = np.ma.masked_invalid(grid)
     ax.imshow(image, cmap="RdBu", vmin=-scale, vmax=scale, aspect="auto", origin="lower")
-    ax.set_xticks(range(len(m.vol_shocks)), [_vol_label(v) for v in m.vol_shocks])
-    ax.set_yticks(range(len(m.price_moves)), [_move_label(v) for v in m.price_moves])
+    ax.set_xticks(range(len(m.vol_shocks)), [_vol_label(v, ranges=ranges) for v in m.vol_shocks])
+    ax.set_yticks(range(len(m.price_moves)), [_move_label(v, ranges=ranges) for v in m.price_moves])
     ax.set_xlabel("vol shock")
     ax.set_ylabel("price move")
     ax.set_title(f"{m.underlying} ({m.currency})")
