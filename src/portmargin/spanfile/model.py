@@ -275,7 +275,7 @@ class SpanFile:
     usd_rates: Mapping[str, float] = field(default_factory=lambda: MappingProxyType({}))
     lookahead_years: float | None = None
     notes: tuple[str, ...] = ()
-    _short: Mapping[str, list[str]] = field(
+    _short: Mapping[str, tuple[str, ...]] = field(
         default_factory=lambda: MappingProxyType({}), init=False, repr=False, compare=False
     )
 
@@ -286,7 +286,9 @@ class SpanFile:
         codes: dict[str, list[str]] = {}
         for name in self.contracts:
             codes.setdefault(name.split(":", 1)[1], []).append(name)
-        object.__setattr__(self, "_short", MappingProxyType(codes))
+        object.__setattr__(
+            self, "_short", MappingProxyType({k: tuple(v) for k, v in codes.items()})
+        )
 
     def contract(self, name: str) -> Contract:
         """The contract called ``name`` (module docstring; the exchange prefix may be omitted).
@@ -300,7 +302,7 @@ class SpanFile:
         found = self.contracts.get(key)
         if found is not None:
             return found
-        matches = self._short.get(key, [])
+        matches = self._short.get(key, ())
         if len(matches) == 1:
             return self.contracts[matches[0]]
         if matches:
