@@ -182,8 +182,9 @@ def register_method(info: MethodInfo, loader: _Loader) -> None:
 
 
 def _register_builtin_extras() -> None:
-    """Import the packages that register further methods (``derive``) on first use."""
-    import portmargin.derive  # noqa: F401  (registers "derive" via register_method)
+    """Import the packages that register further methods (``derive``, ``spanfile``)."""
+    import portmargin.derive
+    import portmargin.spanfile  # noqa: F401  (registers "spanfile" via register_method)
 
 
 def available_methods() -> list[MethodInfo]:
@@ -214,6 +215,12 @@ def load_method(
     pfile = None if params_file is None else str(params_file)
     if name in _EXTRA:
         return _EXTRA[name][1](pfile, cross)
+    if Path(name).suffix.lower() in (".spn", ".pa2") and Path(name).is_file():
+        if pfile is not None or cross:
+            raise ParameterError(f"{name}: a SPAN file takes no --params or --cross")
+        from portmargin.spanfile import SpanFileMethod
+
+        return SpanFileMethod.load(name)
     family: Family = "portfolio"
     if name in BUILTIN_RULE_SETS:
         family = "rules"

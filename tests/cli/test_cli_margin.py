@@ -139,3 +139,20 @@ def test_console_script_installed() -> None:
     )
     assert proc.returncode == 0, proc.stderr
     assert json.loads(proc.stdout)["currency"] == "BTC"
+
+
+def test_margin_matrix_prints_the_grid_with_the_binding_cell(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    chart = tmp_path / "m.png"
+    assert (
+        main(["margin", str(EXAMPLES / "iron_condor.json"), "--matrix", "--plot", str(chart)]) == 0
+    )
+    out = capsys.readouterr().out
+    assert "price move × vol shock" in out
+    assert "*-" in out  # the binding cell is starred: a loss
+    assert chart.stat().st_size > 1000
+    assert main(["margin", str(EXAMPLES / "iron_condor.json"), "--format", "json"]) == 0
+    doc = json.loads(capsys.readouterr().out)
+    (grid,) = doc["risk_matrix"].values()
+    assert grid["binding"]["pnl"] == pytest.approx(doc["worst_scenario"]["pnl"])

@@ -58,6 +58,11 @@ _MEANINGS = {
     "composite_delta": "probability-weighted delta over 7 price points after look-ahead",
     "price_scan_range": "price scan range (fraction of the underlying)",
     "net_option_value": "long minus short option value (already in equity)",
+    "span_scanning_spread": "credit: legs' scenario losses offset by rate x gains",
+    "net_delta": "net composite delta x DSF of the combined commodity (SPAN file)",
+    "weighted_price_risk": "price risk per unit of net delta (inter-commodity credits)",
+    "maintenance_factor": "maintenance requirement per unit of SPAN risk (file)",
+    "initial_factor": "initial requirement per unit of SPAN risk (file)",
 }
 
 # Units of the explanatory details that are not amounts in the pool currency.
@@ -332,6 +337,22 @@ def register(app: typer.Typer) -> None:
                 help="With --derive-case: accept skew scenarios the on-chain setter rejects.",
             ),
         ] = False,
+        matrix: Annotated[
+            bool,
+            typer.Option(
+                "--matrix",
+                help="Print the risk matrix: P&L per price move x vol shock, per pool and "
+                "underlying, binding cell marked.",
+            ),
+        ] = False,
+        plot: Annotated[
+            Path | None,
+            typer.Option(
+                "--plot",
+                help="Write the risk matrix as a heatmap (.png or .html).",
+                show_default=False,
+            ),
+        ] = None,
     ) -> None:
         """Margin one portfolio under one method: each pool's equity, IM, MM, excess, status."""
         if derive_case is not None:
@@ -342,13 +363,20 @@ def register(app: typer.Typer) -> None:
         from portmargin.methods import load_method
         from portmargin.models import MarginModel
 
+        method = load_method(model, params_file=params, cross=True if cross else None)
         snap = get_market(market)
         book = get_portfolio(portfolio)
-        quotes = resolve_book(book, snap, where=str(portfolio))
-        if strict_quotes:
-            refuse_interpolated(quotes, snap)
-        method = load_method(model, params_file=params, cross=True if cross else None)
+        if method.name == "spanfile":  # the SPAN file names and prices its own instruments
+            quotes: dict[str, str] = {}
+        else:
+            quotes = resolve_book(book, snap, where=str(portfolio))
+            if strict_quotes:
+                refuse_interpolated(quotes, snap)
         result = method.margin(book, snap)
+        if plot is not None:
+            from portmargin.matrix import matrix_chart
+
+            matrix_chart(result, plot, title=f"{book.name}: {result.model} {result.model_version}")
         if fmt is OutputFormat.json:
             print_json(margin_json(result, quotes))
             return
@@ -363,3 +391,9 @@ def register(app: typer.Typer) -> None:
             else (mdl.params.im_multiplier, mdl.params.mm_multiplier),
             quotes=quotes,
         )
+        if matrix:
+            from portmargin.matrix import matrix_tables
+
+            console.print(matrix_tables(result))
+        if plot is not None:
+            console.print(f"  risk matrix written to {plot}")
