@@ -17,7 +17,7 @@ from portmargin.errors import InputError
 __all__ = ["backtest_chart"]
 
 
-def backtest_chart(result: BacktestResult, path: Path) -> None:
+def backtest_chart(result: BacktestResult, path: Path, *, dpi: int = 110) -> None:
     """Write the chart of ``result`` to ``path`` (``.png`` or ``.html``).
 
     Raises
@@ -62,7 +62,7 @@ def backtest_chart(result: BacktestResult, path: Path) -> None:
     tmp = path.with_name(path.name + ".tmp")
     try:
         if suffix == ".png":
-            fig.savefig(tmp, format="png", dpi=110)
+            fig.savefig(tmp, format="png", dpi=dpi)
         else:
             buf = io.StringIO()
             fig.savefig(buf, format="svg")

@@ -206,7 +206,7 @@ def build_blocks(
             res = _run(name, und, shipped, hist)
             results.append((f"{name} {und}", res))
             if (name, und) in (("short-strangle", "BTC"), ("put-spread", "ETH")):
-                backtest_chart(res, figures / f"{name}-{und}.png")
+                backtest_chart(res, figures / f"{name}-{und}.png", dpi=72)
             log(f"{name} {und}: {time.perf_counter() - t0:.0f} s")
     blocks["main"] = _table(results)
     variants = resolve_methods(list(VARIANTS), hist)
