@@ -8,6 +8,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import typer
 
 import portmargin.cli as cli
 from portmargin.backtest.market import day_market, day_state
@@ -31,16 +32,17 @@ CONTRACT = {
 }
 
 
-def _app() -> None:
-    names = {c.name for c in cli.app.registered_commands}
-    if "backtest" not in names:
-        _backtest.register(cli.app)
-    if "calibrate" not in names:
-        _calibrate.register(cli.app)
+@pytest.fixture(autouse=True)
+def _app(monkeypatch: pytest.MonkeyPatch) -> None:
+    """``portmargin.cli.main`` on an app holding only the two commands (the global app is not
+    touched: registering the commands in ``portmargin.cli`` is the CLI's own business)."""
+    app = typer.Typer(no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False)
+    _backtest.register(app)
+    _calibrate.register(app)
+    monkeypatch.setattr(cli, "app", app)
 
 
 def run(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
-    _app()
     code = cli.main(list(args))
     out = capsys.readouterr()
     return code, out.out, out.err

@@ -18,7 +18,13 @@ from portmargin.var.config import is_var_file
 SHIPPED = ["var", "var-apc", "var-bootstrap", "var-buffer", "var-hs", "var-mc"]
 
 
-def test_shipped_models_load_and_register() -> None:
+def test_shipped_models_load_and_register(monkeypatch: pytest.MonkeyPatch) -> None:
+    import portmargin.methods as methods
+    from portmargin.var import register
+
+    # the registry is process-wide: register into a copy that the test discards
+    monkeypatch.setattr(methods, "_EXTRA", dict(methods._EXTRA))
+    register()
     assert shipped_var_models() == SHIPPED
     names = {m.name for m in available_methods()}
     for name in SHIPPED:
@@ -84,7 +90,7 @@ def test_unknown_name_and_overrides(tmp_path: Path) -> None:
     bad = _write(tmp_path, "confidence = 2\n", "b.toml")
     with pytest.raises(ParameterError, match=r"b.toml \(over model var\): confidence"):
         load_var_params("var", overrides=bad)
-    method = load_method("var", params_file=over)
+    method = load_var_model("var", params_file=str(over))
     assert isinstance(method, VarModel)
     assert method.version == f"2026.1 + overrides({over})"
 

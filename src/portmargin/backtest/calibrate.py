@@ -12,9 +12,9 @@ level (daily ``x^V = Δ ln DVOL``). Their **h-day log moves** over overlapping w
 * **stress** (unfiltered, the most volatile 365-day window of the factor in the look-back,
   by mean squared daily move): ``Q_{1−α}``, ``Q_α`` over that window.
 
-Each side takes the largest magnitude of the three (the reference recipe:
-``PSR_final = max(PSR_filtered, PSR_stress, PSR_floor)``), and becomes a fraction of the
-price or of the vol::
+Each side takes the largest magnitude of the three (``method = "max"``, the recipe
+``PSR_final = max(PSR_filtered, PSR_stress, PSR_floor)``; ``"long"``, ``"ewma"`` or
+``"stress"`` take that estimate alone), and becomes a fraction of the price or of the vol::
 
     down  = 1 − e^{min(Q_low)}        up = e^{max(Q_high)} − 1       (price; vol alike)
 
@@ -49,6 +49,7 @@ from portmargin.var.history import History
 from portmargin.var.simulation import ewma_variance
 
 __all__ = [
+    "METHODS",
     "Calibration",
     "FactorEvidence",
     "calibrate",
@@ -56,6 +57,9 @@ __all__ = [
 ]
 
 Factor = Literal["spot", "vol"]
+Method = Literal["max", "long", "ewma", "stress"]
+"""Which estimate sets the tails: the largest of the three (default), or one of them."""
+METHODS: dict[str, Method] = {"max": "max", "long": "long", "ewma": "ewma", "stress": "stress"}
 _STRESS_DAYS = 365
 
 
@@ -120,6 +124,7 @@ class Calibration:
     evidence: tuple[FactorEvidence, ...]
     values: dict[str, dict[str, float]]
     shipped: dict[str, dict[str, float]]
+    method: Method = "max"
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready."""
@@ -131,6 +136,7 @@ class Calibration:
             "as_of": self.as_of.isoformat(),
             "lookback_days": self.lookback_days,
             "ewma_lambda": self.ewma_lambda,
+            "method": self.method,
             "evidence": [e.to_dict() for e in self.evidence],
             "calibrated": self.values,
             "shipped": self.shipped,
@@ -174,6 +180,7 @@ def _evidence(
     lookback_days: int,
     ewma_lambda: float,
     burn_in: int,
+    method: Method = "max",
 ) -> FactorEvidence:
     x, first = _factor(history, und, factor, as_of, lookback_days)
     h = horizon_days
@@ -203,8 +210,11 @@ def _evidence(
         day[first + s],
         day[first + s + _STRESS_DAYS - 1],
     )
-    low = min(long.low, ewma.low, stress.low)
-    high = max(long.high, ewma.high, stress.high)
+    chosen = {"long": (long,), "ewma": (ewma,), "stress": (stress,)}.get(
+        method, (long, ewma, stress)
+    )
+    low = min(t.low for t in chosen)
+    high = max(t.high for t in chosen)
     return FactorEvidence(
         und, factor, long, ewma, stress, sig, -math.expm1(min(low, 0.0)), math.expm1(max(high, 0.0))
     )
@@ -221,6 +231,7 @@ def calibrate(
     ewma_lambda: float = 0.94,
     burn_in: int = 30,
     underlyings: Sequence[str] = ("BTC", "ETH"),
+    method: Method = "max",
 ) -> Calibration:
     """Calibrate ``model``'s grid keys (module docstring) as of ``as_of`` (default: last day).
 
@@ -254,6 +265,7 @@ def calibrate(
             "lookback_days": lookback_days,
             "ewma_lambda": ewma_lambda,
             "burn_in": burn_in,
+            "method": method,
         }
         spot = _evidence(history, und, "spot", **kw)
         evidence.append(spot)
@@ -286,7 +298,17 @@ def calibrate(
         tuple(evidence),
         values,
         shipped,
+        method,
     )
+
+
+_METHOD_TEXT = {
+    "max": "the largest of the long look-back (unfiltered), EWMA-filtered and the most "
+    "volatile 365 days (stress)",
+    "long": "the long look-back, unfiltered",
+    "ewma": "EWMA-filtered moves scaled to today's volatility",
+    "stress": "the most volatile 365 days of the look-back",
+}
 
 
 def _r(x: float) -> float:
@@ -300,8 +322,8 @@ def calibration_toml(cal: Calibration, *, source: str) -> str:
         f"# {cal.model} calibrated from history ({source}) by `portmargin calibrate`.",
         f"# Confidence {cal.confidence:g} per tail, {cal.horizon_days}-day moves, as of "
         f"{cal.as_of}, look-back up to {cal.lookback_days} days, EWMA lambda {cal.ewma_lambda:g}.",
-        "# Each tail is the largest of: the long look-back (unfiltered), EWMA-filtered, and",
-        "# the most volatile 365 days (stress). Schema: docs/models.md; method:",
+        f"# Tails from: {_METHOD_TEXT[cal.method]}.",
+        "# Schema: docs/models.md; method:",
         "# docs/methodology/var.md (calibration). Use: portmargin margin BOOK --model "
         f"{cal.model} --params THIS.toml",
         "",

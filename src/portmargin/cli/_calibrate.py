@@ -75,6 +75,10 @@ def register(app: typer.Typer) -> None:
             int, typer.Option("--lookback", help="Look-back in days (stress included).")
         ] = 3650,
         ewma_lambda: Annotated[float, typer.Option("--lambda", help="EWMA decay.")] = 0.94,
+        method: Annotated[
+            str,
+            typer.Option("--method", help="Tails from: max (of the three), long, ewma or stress."),
+        ] = "max",
         underlying: Annotated[
             list[str] | None, typer.Option("--underlying", help="Underlyings (repeat).")
         ] = None,
@@ -109,12 +113,14 @@ def register(app: typer.Typer) -> None:
         """Set a grid model's price ranges and vol shocks from history; back-test both."""
         from datetime import timedelta
 
-        from portmargin.backtest.calibrate import calibrate, write_calibration
+        from portmargin.backtest.calibrate import METHODS, calibrate, write_calibration
         from portmargin.backtest.runner import run_backtest
         from portmargin.backtest.strategies import strategy as get_strategy
         from portmargin.models import load_model
         from portmargin.var.history import load_history
 
+        if method not in METHODS:
+            raise InputError(f"--method {method!r}: must be max, long, ewma or stress")
         hist = load_history(history)
         unds = tuple(u.strip().upper() for u in (underlying or ["BTC", "ETH"]))
         day = parse_day(as_of, "--as-of")
@@ -129,6 +135,7 @@ def register(app: typer.Typer) -> None:
             lookback_days=lookback,
             ewma_lambda=ewma_lambda,
             underlyings=unds,
+            method=METHODS[method],
         )
         write_calibration(cal, output, source=hist.source)
         result = None

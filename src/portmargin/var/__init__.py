@@ -9,8 +9,10 @@
   :class:`~portmargin.models.MarginModel` whose scenario sets come from the history, so the
   session, explain, batch and what-if paths are the scenario models' own.
 
-Importing this package registers the shipped VaR models (``var``, ``var-hs``, ``var-mc``,
-``var-bootstrap``, ``var-apc``, ``var-buffer``) with :func:`portmargin.methods.register_method`.
+:func:`register` makes the shipped VaR models (``var``, ``var-hs``, ``var-mc``,
+``var-bootstrap``, ``var-apc``, ``var-buffer``) loadable by name through
+:func:`portmargin.methods.load_method` (:func:`portmargin.methods.register_method`); importing
+the package does not register them, so the method list changes only where the caller asks.
 Methodology, formulas and sources: ``docs/methodology/var.md``.
 """
 
@@ -43,8 +45,7 @@ __all__ = [
 def register() -> None:
     """Make every shipped VaR model loadable by name through :func:`portmargin.methods.load_method`.
 
-    Idempotent; called on import of this package. The description shown by
-    ``portmargin models`` is the file's own.
+    Idempotent. The description shown by ``portmargin models`` is the file's own.
     """
     from portmargin.methods import MethodInfo, register_method
 
@@ -59,6 +60,3 @@ def register() -> None:
             return load_var_model(_name, params_file=params_file, cross=cross)
 
         register_method(MethodInfo(name, "portfolio", spec.description), loader)
-
-
-register()
