@@ -71,8 +71,10 @@ def running(tmp: Path, **kw: Any) -> Iterator[Svc]:
     app = create_app(settings(tmp, **kw))
     with TestClient(app, raise_server_exceptions=False) as client:
         desk: Desk = app.state.desk
-        keys = [create_key(desk.store, role=r, account_id=a)[1] for r, a in
-                (("admin", None), ("risk", None), ("trader", "acct-000"))]
+        keys = [
+            create_key(desk.store, role=r, account_id=a)[1]
+            for r, a in (("admin", None), ("risk", None), ("trader", "acct-000"))
+        ]
         svc = Svc(client, desk, *keys)
         if desk.source.live is None:
             svc.wait_ready()
@@ -92,7 +94,9 @@ def served(tmp: Path, **kw: Any) -> Iterator[tuple[str, Desk, dict[str, str]]]:
     port = free_port()
     app = create_app(settings(tmp, port=port, **kw))
     server = uvicorn.Server(
-        uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", ws="websockets-sansio")
+        uvicorn.Config(
+            app, host="127.0.0.1", port=port, log_level="warning", ws="websockets-sansio"
+        )
     )
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()

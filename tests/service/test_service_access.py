@@ -23,7 +23,11 @@ def calls(account: str) -> list[tuple[str, str, dict[str, Any] | None]]:
         ("POST", f"/v1/accounts/{account}/deposits", XFER),
         ("POST", f"/v1/accounts/{account}/withdrawals", XFER),
         ("PUT", f"/v1/accounts/{account}", {"balances": {"BTC": 1}, "positions": []}),
-        ("POST", "/v1/whatif", {"account": account, "trades": [{"instrument": "BTC-PERPETUAL", "quantity": 1}]}),
+        (
+            "POST",
+            "/v1/whatif",
+            {"account": account, "trades": [{"instrument": "BTC-PERPETUAL", "quantity": 1}]},
+        ),
     ]
 
 
@@ -41,9 +45,10 @@ def test_trader_never_reaches_another_account(tmp_path: Path) -> None:
         b = s.client.get("/v1/accounts/nope", headers=s.h(s.trader))
         assert a.status_code == b.status_code == 404
         # the stream refuses another account
-        with pytest.raises(WebSocketDisconnect) as exc, s.client.websocket_connect(
-            "/v1/stream?account=acct-001", headers=s.h(s.trader)
-        ) as ws:
+        with (
+            pytest.raises(WebSocketDisconnect) as exc,
+            s.client.websocket_connect("/v1/stream?account=acct-001", headers=s.h(s.trader)) as ws,
+        ):
             ws.receive_json()
         assert exc.value.code == 4404
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import pytest
 from service_support import running
@@ -13,7 +14,7 @@ from portmargin.cli._margin import margin_json
 from portmargin.cli._whatif import whatif_json
 from portmargin.service._schemas import MarginDocument
 
-BOOK = {
+BOOK: dict[str, Any] = {
     "cash": {"BTC": 0.2},
     "positions": [
         {"instrument": "BTC-27MAR26-70000-P", "quantity": -1},
@@ -24,11 +25,15 @@ BOOK = {
 
 def test_margin_is_the_cli_json_contract(tmp_path: Path) -> None:
     with running(tmp_path) as s:
-        r = s.client.post("/v1/margin", headers=s.h(s.trader), json={"portfolio": BOOK, "market": None})
+        r = s.client.post(
+            "/v1/margin", headers=s.h(s.trader), json={"portfolio": BOOK, "market": None}
+        )
         assert r.status_code == 200, r.text
         doc = r.json()
         market = pm.demo_market()
-        book = pm.Portfolio.of({p["instrument"]: p["quantity"] for p in BOOK["positions"]}, cash=BOOK["cash"])
+        book = pm.Portfolio.of(
+            {p["instrument"]: p["quantity"] for p in BOOK["positions"]}, cash=BOOK["cash"]
+        )
         want = margin_json(pm.load_model("deribit").margin(book, market), {})
         assert doc["initial_margin"] == pytest.approx(want["initial_margin"], rel=1e-9)
         assert set(doc) == set(want)
@@ -38,9 +43,14 @@ def test_margin_is_the_cli_json_contract(tmp_path: Path) -> None:
         inline = {
             "valuation_time": "2026-02-25T08:00:00Z",
             "underlyings": {"BTC": {"spot": 70000.0}},
-            "options": {"BTC-27MAR26-70000-P": {"mark_iv": 0.6}, "BTC-27MAR26-65000-P": {"mark_iv": 0.65}},
+            "options": {
+                "BTC-27MAR26-70000-P": {"mark_iv": 0.6},
+                "BTC-27MAR26-65000-P": {"mark_iv": 0.65},
+            },
         }
-        r2 = s.client.post("/v1/margin", headers=s.h(s.risk), json={"portfolio": BOOK, "market": inline})
+        r2 = s.client.post(
+            "/v1/margin", headers=s.h(s.risk), json={"portfolio": BOOK, "market": inline}
+        )
         assert r2.status_code == 200, r2.text
         assert r2.json()["market"] == "market"
 
@@ -57,7 +67,9 @@ def test_params_overrides_and_models(tmp_path: Path) -> None:
         base = s.client.post("/v1/margin", headers=s.h(s.risk), json={"portfolio": BOOK}).json()
         assert r.json()["initial_margin"] > base["initial_margin"]
         for bad in ("/etc/passwd", "../x.toml", "no-such-model"):
-            r = s.client.post("/v1/margin", headers=s.h(s.risk), json={"portfolio": BOOK, "model": bad})
+            r = s.client.post(
+                "/v1/margin", headers=s.h(s.risk), json={"portfolio": BOOK, "model": bad}
+            )
             assert r.status_code == 422 and r.json()["field"] == "model", r.text
 
 
@@ -68,18 +80,31 @@ def test_rules_compare_whatif(tmp_path: Path) -> None:
         r = s.client.post("/v1/compare", headers=s.h(s.risk), json={"portfolio": BOOK})
         assert r.status_code == 200 and set(r.json()) >= {"standard", "strategy", "portfolio"}
         trade = [{"instrument": "BTC-27MAR26-60000-P", "quantity": -1}]
-        r = s.client.post("/v1/whatif", headers=s.h(s.risk), json={"portfolio": BOOK, "trades": trade})
+        r = s.client.post(
+            "/v1/whatif", headers=s.h(s.risk), json={"portfolio": BOOK, "trades": trade}
+        )
         assert r.status_code == 200, r.text
         from portmargin.accounts import Account, AccountSettings, what_if
 
-        book = pm.Portfolio.of({p["instrument"]: p["quantity"] for p in BOOK["positions"]}, cash=BOOK["cash"])
-        res = what_if(Account.from_portfolio(book), {"BTC-27MAR26-60000-P": -1.0}, pm.demo_market(),
-                      pm.load_model("deribit"), AccountSettings())
+        book = pm.Portfolio.of(
+            {p["instrument"]: p["quantity"] for p in BOOK["positions"]}, cash=BOOK["cash"]
+        )
+        res = what_if(
+            Account.from_portfolio(book),
+            {"BTC-27MAR26-60000-P": -1.0},
+            pm.demo_market(),
+            pm.load_model("deribit"),
+            AccountSettings(),
+        )
         want = whatif_json(res, 100_000.0)
-        assert r.json()["incremental_initial_margin"] == pytest.approx(want["incremental_initial_margin"], rel=1e-9)
+        assert r.json()["incremental_initial_margin"] == pytest.approx(
+            want["incremental_initial_margin"], rel=1e-9
+        )
         assert r.json()["accepted"] == want["accepted"]
         # against a stored account
-        r = s.client.post("/v1/whatif", headers=s.h(s.trader), json={"account": "acct-000", "trades": trade})
+        r = s.client.post(
+            "/v1/whatif", headers=s.h(s.trader), json={"account": "acct-000", "trades": trade}
+        )
         assert r.status_code == 200, r.text
         assert r.json()["before"]["account"] == "acct-000"
 
@@ -88,20 +113,35 @@ def test_rules_compare_whatif(tmp_path: Path) -> None:
     ("body", "status", "field"),
     [
         ('{"portfolio": ', 400, None),
-        ('{"portfolio": {"positions": [{"instrument": "BTC-27MAR26-70000-P", "quantity": NaN}]}}', 422,
-         "portfolio.positions.0.quantity"),
-        ('{"portfolio": {"positions": [{"instrument": "BTC-27MAR26-70000-P", "quantity": 1e300}]}}', 422,
-         "portfolio.positions.0.quantity"),
-        ('{"portfolio": {"positions": [{"instrument": "BTC-1JAN20-1-C", "quantity": 1}]}}', 422,
-         "portfolio.positions"),
-        ('{"portfolio": {"positions": [{"instrument": "NOPE", "quantity": 1}]}}', 422, "portfolio.positions"),
+        (
+            '{"portfolio": {"positions": [{"instrument": "BTC-27MAR26-70000-P", "quantity": NaN}]}}',
+            422,
+            "portfolio.positions.0.quantity",
+        ),
+        (
+            '{"portfolio": {"positions": [{"instrument": "BTC-27MAR26-70000-P", "quantity": 1e300}]}}',
+            422,
+            "portfolio.positions.0.quantity",
+        ),
+        (
+            '{"portfolio": {"positions": [{"instrument": "BTC-1JAN20-1-C", "quantity": 1}]}}',
+            422,
+            "portfolio.positions",
+        ),
+        (
+            '{"portfolio": {"positions": [{"instrument": "NOPE", "quantity": 1}]}}',
+            422,
+            "portfolio.positions",
+        ),
         ('{"portfolio": {}, "extra": 1}', 422, "extra"),
-        ('[]', 422, "body"),
+        ("[]", 422, "body"),
     ],
 )
 def test_bad_input_is_a_problem(tmp_path: Path, body: str, status: int, field: str | None) -> None:
     with running(tmp_path) as s:
-        r = s.client.post("/v1/margin", headers={**s.h(s.risk), "Content-Type": "application/json"}, content=body)
+        r = s.client.post(
+            "/v1/margin", headers={**s.h(s.risk), "Content-Type": "application/json"}, content=body
+        )
         assert r.status_code == status, r.text
         doc = r.json()
         assert r.headers["content-type"].startswith("application/problem+json")
@@ -114,10 +154,14 @@ def test_bad_input_is_a_problem(tmp_path: Path, body: str, status: int, field: s
 def test_oversized_books_and_bodies(tmp_path: Path) -> None:
     with running(tmp_path, max_legs=5, max_body_bytes=20_000) as s:
         legs = [{"instrument": "BTC-27MAR26-70000-P", "quantity": 1}] * 6
-        r = s.client.post("/v1/margin", headers=s.h(s.risk), json={"portfolio": {"positions": legs}})
+        r = s.client.post(
+            "/v1/margin", headers=s.h(s.risk), json={"portfolio": {"positions": legs}}
+        )
         assert r.status_code == 422 and r.json()["field"] == "portfolio.positions"
         big = json.dumps({"portfolio": {"positions": legs * 1000}})
-        r = s.client.post("/v1/margin", headers={**s.h(s.risk), "Content-Type": "application/json"}, content=big)
+        r = s.client.post(
+            "/v1/margin", headers={**s.h(s.risk), "Content-Type": "application/json"}, content=big
+        )
         assert r.status_code == 413 and r.json()["status"] == 413
         # the service keeps serving
         assert s.client.get("/v1/market", headers=s.h(s.risk)).status_code == 200
@@ -126,7 +170,10 @@ def test_oversized_books_and_bodies(tmp_path: Path) -> None:
 def test_keys_are_required_and_checked(tmp_path: Path) -> None:
     with running(tmp_path) as s:
         assert s.client.get("/v1/market").status_code == 401
-        assert s.client.get("/v1/market", headers={"Authorization": "Bearer pm_nope_nope"}).status_code == 401
+        assert (
+            s.client.get("/v1/market", headers={"Authorization": "Bearer pm_nope_nope"}).status_code
+            == 401
+        )
         bad = s.risk[:-3] + "xyz"
         assert s.client.get("/v1/market", headers=s.h(bad)).status_code == 401
         assert s.client.get("/v1/market", headers={"Authorization": "Basic abc"}).status_code == 401
@@ -173,13 +220,17 @@ def test_trades_are_pre_trade_checked_and_idempotent(tmp_path: Path) -> None:
         r1 = s.client.post("/v1/accounts/acct-000/trades", headers=s.h(s.trader), json=order)
         assert r1.status_code == 200 and r1.json()["applied"], r1.text
         r2 = s.client.post("/v1/accounts/acct-000/trades", headers=s.h(s.trader), json=order)
-        assert r2.status_code == 200 and r2.json()["replayed"] and r2.json()["seq"] == r1.json()["seq"]
+        assert (
+            r2.status_code == 200 and r2.json()["replayed"] and r2.json()["seq"] == r1.json()["seq"]
+        )
         after = s.client.get("/v1/accounts/acct-000", headers=s.h(s.trader)).json()
         q0 = {p["instrument"]: p["quantity"] for p in before["positions"]}
         q1 = {p["instrument"]: p["quantity"] for p in after["positions"]}
         assert q1["BTC-PERPETUAL"] == pytest.approx(q0["BTC-PERPETUAL"] + 0.01)
         # same id, another order
-        r3 = s.client.post("/v1/accounts/acct-000/trades", headers=s.h(s.trader), json={**order, "quantity": 1})
+        r3 = s.client.post(
+            "/v1/accounts/acct-000/trades", headers=s.h(s.trader), json={**order, "quantity": 1}
+        )
         assert r3.status_code == 409 and r3.json()["field"] == "client_order_id"
         # a huge trade is refused by the pre-trade rule; nothing applied
         huge = {"client_order_id": "ord-2", "instrument": "BTC-PERPETUAL", "quantity": 1e6}
@@ -191,7 +242,11 @@ def test_trades_are_pre_trade_checked_and_idempotent(tmp_path: Path) -> None:
         r5 = s.client.post("/v1/accounts/acct-000/trades", headers=s.h(s.trader), json=unknown)
         assert r5.status_code == 422
         nan = '{"client_order_id": "o", "instrument": "BTC-PERPETUAL", "quantity": NaN}'
-        r6 = s.client.post("/v1/accounts/acct-000/trades", headers={**s.h(s.trader), "Content-Type": "application/json"}, content=nan)
+        r6 = s.client.post(
+            "/v1/accounts/acct-000/trades",
+            headers={**s.h(s.trader), "Content-Type": "application/json"},
+            content=nan,
+        )
         assert r6.status_code == 422 and r6.json()["field"] == "quantity"
 
 
@@ -199,15 +254,27 @@ def test_deposits_and_withdrawals(tmp_path: Path) -> None:
     with running(tmp_path) as s:
         acct = s.client.get("/v1/accounts/acct-000", headers=s.h(s.trader)).json()
         btc = acct["balances"]["BTC"]
-        r = s.client.post("/v1/accounts/acct-000/deposits", headers=s.h(s.trader), json={"currency": "BTC", "amount": 0.5})
+        r = s.client.post(
+            "/v1/accounts/acct-000/deposits",
+            headers=s.h(s.trader),
+            json={"currency": "BTC", "amount": 0.5},
+        )
         assert r.status_code == 200 and r.json()["applied"]
         pool = next(p for p in r.json()["figures"]["pools"] if p["currency"] == "BTC")
         excess_btc = pool["excess"]
         too_much = min(btc + 0.5, excess_btc + 0.01) if excess_btc > 0 else 0.01
-        r = s.client.post("/v1/accounts/acct-000/withdrawals", headers=s.h(s.trader), json={"currency": "BTC", "amount": too_much + 1e-6})
+        r = s.client.post(
+            "/v1/accounts/acct-000/withdrawals",
+            headers=s.h(s.trader),
+            json={"currency": "BTC", "amount": too_much + 1e-6},
+        )
         assert r.status_code == 422, r.text
         ok = max(excess_btc / 2, 1e-6)
-        r = s.client.post("/v1/accounts/acct-000/withdrawals", headers=s.h(s.trader), json={"currency": "BTC", "amount": ok})
+        r = s.client.post(
+            "/v1/accounts/acct-000/withdrawals",
+            headers=s.h(s.trader),
+            json={"currency": "BTC", "amount": ok},
+        )
         assert r.status_code == 200 and r.json()["applied"], r.text
         final = s.client.get("/v1/accounts/acct-000", headers=s.h(s.trader)).json()
         assert final["balances"]["BTC"] == pytest.approx(btc + 0.5 - ok)
@@ -218,32 +285,54 @@ def test_deposits_and_withdrawals(tmp_path: Path) -> None:
 
 def test_put_account_and_market_push(tmp_path: Path) -> None:
     with running(tmp_path) as s:
-        body = {"balances": {"BTC": 0.2}, "positions": [{"instrument": "BTC-27MAR26-70000-P", "quantity": -1}]}
+        body = {
+            "balances": {"BTC": 0.2},
+            "positions": [{"instrument": "BTC-27MAR26-70000-P", "quantity": -1}],
+        }
         assert s.client.put("/v1/accounts/new-1", headers=s.h(s.risk), json=body).status_code == 403
         r = s.client.put("/v1/accounts/new-1", headers=s.h(s.admin), json=body)
         assert r.status_code == 201, r.text
         assert r.json()["figures"] is not None
-        assert s.client.put("/v1/accounts/new-1", headers=s.h(s.admin), json=body).status_code == 200
+        assert (
+            s.client.put("/v1/accounts/new-1", headers=s.h(s.admin), json=body).status_code == 200
+        )
         other = {**body, "balances": {"BTC": 5}}
-        assert s.client.put("/v1/accounts/new-1", headers=s.h(s.admin), json=other).status_code == 409
+        assert (
+            s.client.put("/v1/accounts/new-1", headers=s.h(s.admin), json=other).status_code == 409
+        )
         bad = {**body, "positions": [{"instrument": "NOPE", "quantity": 1}]}
         assert s.client.put("/v1/accounts/new-2", headers=s.h(s.admin), json=bad).status_code == 422
         # a crash: BTC down 30 % pushes the short put into margin call or liquidation
         m = s.client.get("/v1/market", headers=s.h(s.risk)).json()
         btc = m["underlyings"]["BTC"]
-        upd = {"underlying": "BTC", "time": "2026-02-25T09:00:00Z", "index": btc["index"] * 0.7,
-               "perpetual": btc["index"] * 0.7}
-        assert s.client.post("/v1/market", headers=s.h(s.trader), json={"updates": [upd]}).status_code == 403
+        upd = {
+            "underlying": "BTC",
+            "time": "2026-02-25T09:00:00Z",
+            "index": btc["index"] * 0.7,
+            "perpetual": btc["index"] * 0.7,
+        }
+        assert (
+            s.client.post("/v1/market", headers=s.h(s.trader), json={"updates": [upd]}).status_code
+            == 403
+        )
         r = s.client.post("/v1/market", headers=s.h(s.risk), json={"updates": [upd]})
         assert r.status_code == 200 and r.json()[0]["applied"], r.text
         acct = s.client.get("/v1/accounts/new-1", headers=s.h(s.risk)).json()
         assert acct["status"] in ("margin_call", "liquidation")
         evs = s.client.get("/v1/accounts/new-1/events", headers=s.h(s.risk)).json()["events"]
-        assert evs[-1]["kind"] == acct["status"] and evs[-1]["payload"]["market_time"] == "2026-02-25T09:00:00Z"
+        assert (
+            evs[-1]["kind"] == acct["status"]
+            and evs[-1]["payload"]["market_time"] == "2026-02-25T09:00:00Z"
+        )
         stale = {**upd, "time": "2026-02-25T08:30:00Z"}
         r = s.client.post("/v1/market", headers=s.h(s.risk), json={"updates": [stale]})
-        assert r.status_code == 200 and not r.json()[0]["applied"] and "stale" in r.json()[0]["reason"]
-        assert s.client.get("/v1/market", headers=s.h(s.risk)).json()["valuation_time"] == "2026-02-25T09:00:00Z"
+        assert (
+            r.status_code == 200 and not r.json()[0]["applied"] and "stale" in r.json()[0]["reason"]
+        )
+        assert (
+            s.client.get("/v1/market", headers=s.h(s.risk)).json()["valuation_time"]
+            == "2026-02-25T09:00:00Z"
+        )
 
 
 def test_unexpected_errors_hide_the_trace(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

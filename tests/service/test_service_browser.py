@@ -13,7 +13,9 @@ import httpx
 import pytest
 from service_support import served
 
-CHROMIUM = next((p for p in ("/usr/bin/chromium", "/usr/bin/chromium-browser") if Path(p).exists()), None)
+CHROMIUM = next(
+    (p for p in ("/usr/bin/chromium", "/usr/bin/chromium-browser") if Path(p).exists()), None
+)
 FLAGS = [
     "--headless",
     "--no-sandbox",
@@ -45,18 +47,27 @@ def test_dashboard_turns_a_row_to_margin_call_live(tmp_path: Path) -> None:
                 assert rows.count() == 12
                 page.wait_for_function("document.getElementById('live').textContent === 'live'")
                 healthy = [
-                    r for r in desk.view.margins.values() if r.status.value == "healthy" and
-                    any(p.currency == "BTC" for p in r.pools)
+                    r
+                    for r in desk.view.margins.values()
+                    if r.status.value == "healthy" and any(p.currency == "BTC" for p in r.pools)
                 ]
                 assert healthy
                 target = healthy[0].account_id
                 assert page.locator(f"#row-{target} td.status").inner_text() == "healthy"
                 # a market move through the API: BTC falls 45 %
                 btc = desk.view.states["BTC"]
-                up = {"underlying": "BTC", "time": "2026-02-25T10:00:00Z", "index": btc.index * 0.55,
-                      "perpetual": btc.index * 0.55}
-                r = httpx.post(f"{base}/v1/market", json={"updates": [up]},
-                               headers={"Authorization": f"Bearer {keys['risk']}"}, timeout=30)
+                up = {
+                    "underlying": "BTC",
+                    "time": "2026-02-25T10:00:00Z",
+                    "index": btc.index * 0.55,
+                    "perpetual": btc.index * 0.55,
+                }
+                r = httpx.post(
+                    f"{base}/v1/market",
+                    json={"updates": [up]},
+                    headers={"Authorization": f"Bearer {keys['risk']}"},
+                    timeout=30,
+                )
                 assert r.status_code == 200, r.text
                 want = desk.view.margins[target].status.value
                 assert want != "healthy"

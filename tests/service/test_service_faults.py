@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import threading
 import time
@@ -34,7 +35,12 @@ def test_database_away_and_back(tmp_path: Path, monkeypatch: pytest.MonkeyPatch)
         # other clients are still served, and nothing was half-applied
         now = s.client.get("/v1/accounts/acct-000", headers=s.h(s.trader)).json()
         assert now["positions"] == before["positions"] and now["balances"] == before["balances"]
-        assert s.client.post("/v1/margin", headers=s.h(s.risk), json={"portfolio": {"positions": []}}).status_code == 200
+        assert (
+            s.client.post(
+                "/v1/margin", headers=s.h(s.risk), json={"portfolio": {"positions": []}}
+            ).status_code
+            == 200
+        )
         monkeypatch.setattr(Store, "commit_step", real)
         r = s.client.post("/v1/accounts/acct-000/trades", headers=s.h(s.trader), json=order)
         assert r.status_code == 200 and r.json()["applied"] and not r.json()["replayed"], r.text
@@ -44,17 +50,27 @@ def test_database_away_and_back(tmp_path: Path, monkeypatch: pytest.MonkeyPatch)
 def test_restart_resumes_state_and_orders(tmp_path: Path) -> None:
     with running(tmp_path) as s:
         order = {"client_order_id": "r-1", "instrument": "BTC-PERPETUAL", "quantity": 0.02}
-        first = s.client.post("/v1/accounts/acct-000/trades", headers=s.h(s.trader), json=order).json()
-        up = {"underlying": "BTC", "time": "2026-02-25T09:00:00Z", "index": 60000.0, "perpetual": 60000.0}
-        assert s.client.post("/v1/market", headers=s.h(s.risk), json={"updates": [up]}).status_code == 200
+        first = s.client.post(
+            "/v1/accounts/acct-000/trades", headers=s.h(s.trader), json=order
+        ).json()
+        up = {
+            "underlying": "BTC",
+            "time": "2026-02-25T09:00:00Z",
+            "index": 60000.0,
+            "perpetual": 60000.0,
+        }
+        assert (
+            s.client.post("/v1/market", headers=s.h(s.risk), json={"updates": [up]}).status_code
+            == 200
+        )
         want = {a: s.desk.view.margins[a].to_dict() for a in s.desk.view.margins}
         n_events = len(events_after(s.desk.store, 0))
         keys = (s.admin, s.trader)
     # a new process on the same database: same market state, same figures, no new events
+    from service_support import settings
     from starlette.testclient import TestClient
 
     from portmargin.service import create_app
-    from service_support import settings
 
     app = create_app(settings(tmp_path))
     with TestClient(app) as c:
@@ -69,16 +85,29 @@ def test_restart_resumes_state_and_orders(tmp_path: Path) -> None:
         got = {a: desk.view.margins[a].to_dict() for a in desk.view.margins}
         assert got.keys() == want.keys()
         for a in want:
-            assert got[a]["initial_margin"] == pytest.approx(want[a]["initial_margin"], rel=1e-3)  # see docs/service.md: time of the untouched underlying
-            assert got[a]["equity"] == pytest.approx(want[a]["equity"], rel=1e-3)  # see docs/service.md: time of the untouched underlying
-        assert len([e for e in events_after(desk.store, 0) if e.event.kind != "healthy"]) >= n_events - 0
-        again = c.post("/v1/accounts/acct-000/trades", headers={"Authorization": f"Bearer {keys[1]}"}, json=order)
+            assert got[a]["initial_margin"] == pytest.approx(
+                want[a]["initial_margin"], rel=1e-3
+            )  # see docs/service.md: time of the untouched underlying
+            assert got[a]["equity"] == pytest.approx(
+                want[a]["equity"], rel=1e-3
+            )  # see docs/service.md: time of the untouched underlying
+        assert (
+            len([e for e in events_after(desk.store, 0) if e.event.kind != "healthy"])
+            >= n_events - 0
+        )
+        again = c.post(
+            "/v1/accounts/acct-000/trades",
+            headers={"Authorization": f"Bearer {keys[1]}"},
+            json=order,
+        )
         assert again.json()["replayed"] and again.json()["seq"] == first["seq"]
 
 
 # -- Deribit ------------------------------------------------------------------------------------
 def _note(channel: str, data: Any) -> str:
-    return json.dumps({"jsonrpc": "2.0", "method": "subscription", "params": {"channel": channel, "data": data}})
+    return json.dumps(
+        {"jsonrpc": "2.0", "method": "subscription", "params": {"channel": channel, "data": data}}
+    )
 
 
 class FakeDeribit:
@@ -100,16 +129,58 @@ class FakeDeribit:
             doc = json.loads(raw)
             if doc.get("method") == "public/subscribe":
                 self.subscribed.append(doc["params"]["channels"])
-                await ws.send(json.dumps({"jsonrpc": "2.0", "id": doc["id"], "result": doc["params"]["channels"]}))
-                await ws.send(json.dumps({"jsonrpc": "2.0", "method": "heartbeat", "params": {"type": "test_request"}}))
+                await ws.send(
+                    json.dumps(
+                        {"jsonrpc": "2.0", "id": doc["id"], "result": doc["params"]["channels"]}
+                    )
+                )
+                await ws.send(
+                    json.dumps(
+                        {
+                            "jsonrpc": "2.0",
+                            "method": "heartbeat",
+                            "params": {"type": "test_request"},
+                        }
+                    )
+                )
                 while not self.silent:
                     ts = int(time.time() * 1000)
-                    await ws.send(_note("deribit_price_index.btc_usd", {"timestamp": ts, "price": self.btc, "index_name": "btc_usd"}))
-                    await ws.send(_note("deribit_price_index.eth_usd", {"timestamp": ts, "price": 3500.0, "index_name": "eth_usd"}))
-                    await ws.send(_note("markprice.options.btc_usd", [
-                        {"timestamp": ts, "instrument_name": "BTC-27MAR26-70000-P", "mark_price": 0.06, "iv": 0.55}]))
-                    await ws.send(_note("ticker.BTC-PERPETUAL.100ms", {
-                        "timestamp": ts, "instrument_name": "BTC-PERPETUAL", "mark_price": self.btc + 10, "index_price": self.btc}))
+                    await ws.send(
+                        _note(
+                            "deribit_price_index.btc_usd",
+                            {"timestamp": ts, "price": self.btc, "index_name": "btc_usd"},
+                        )
+                    )
+                    await ws.send(
+                        _note(
+                            "deribit_price_index.eth_usd",
+                            {"timestamp": ts, "price": 3500.0, "index_name": "eth_usd"},
+                        )
+                    )
+                    await ws.send(
+                        _note(
+                            "markprice.options.btc_usd",
+                            [
+                                {
+                                    "timestamp": ts,
+                                    "instrument_name": "BTC-27MAR26-70000-P",
+                                    "mark_price": 0.06,
+                                    "iv": 0.55,
+                                }
+                            ],
+                        )
+                    )
+                    await ws.send(
+                        _note(
+                            "ticker.BTC-PERPETUAL.100ms",
+                            {
+                                "timestamp": ts,
+                                "instrument_name": "BTC-PERPETUAL",
+                                "mark_price": self.btc + 10,
+                                "index_price": self.btc,
+                            },
+                        )
+                    )
                     sent += 1
                     if self.drop_after and sent >= self.drop_after:
                         self.drop_after = 0
@@ -130,10 +201,8 @@ class FakeDeribit:
                 self.started.set()
                 await asyncio.Future()
 
-        try:
+        with contextlib.suppress(RuntimeError):
             asyncio.run(main())
-        except RuntimeError:
-            pass
 
 
 def test_deribit_feed_subscribes_reconnects_and_flags_stale(tmp_path: Path) -> None:
@@ -152,7 +221,11 @@ def test_deribit_feed_subscribes_reconnects_and_flags_stale(tmp_path: Path) -> N
         # subscribed to the documented channels, twice: the server dropped the first connection
         assert len(fake.subscribed) >= 2 and fake.subscribed[0] == fake.subscribed[1]
         chans = fake.subscribed[0]
-        assert {"deribit_price_index.btc_usd", "markprice.options.btc_usd", "ticker.BTC-PERPETUAL.100ms"} <= set(chans)
+        assert {
+            "deribit_price_index.btc_usd",
+            "markprice.options.btc_usd",
+            "ticker.BTC-PERPETUAL.100ms",
+        } <= set(chans)
         m = s.client.get("/v1/market", headers=s.h(s.risk)).json()
         assert m["underlyings"]["BTC"]["index"] == 70000.0 and m["feed"]["kind"] == "deribit"
         assert m["feed"]["live"]["connections"] >= 2
@@ -166,8 +239,11 @@ def test_deribit_feed_subscribes_reconnects_and_flags_stale(tmp_path: Path) -> N
         time.sleep(1.2)
         m = s.client.get("/v1/market", headers=s.h(s.risk)).json()
         assert m["underlyings"]["BTC"]["stale"] and m["feed"]["live"]["stale"]
-        r = s.client.post("/v1/accounts/acct-000/trades", headers=s.h(s.trader),
-                          json={"client_order_id": "st-1", "instrument": "BTC-PERPETUAL", "quantity": 0.01})
+        r = s.client.post(
+            "/v1/accounts/acct-000/trades",
+            headers=s.h(s.trader),
+            json={"client_order_id": "st-1", "instrument": "BTC-PERPETUAL", "quantity": 0.01},
+        )
         assert r.status_code == 503 and "stale" in r.json()["detail"]
         r = s.client.post("/v1/margin", headers=s.h(s.risk), json={"portfolio": {"positions": []}})
         assert r.status_code == 503

@@ -22,13 +22,19 @@ def register(app: typer.Typer) -> None:
         role: Annotated[str, typer.Option("--role", help="admin, risk or trader.")],
         account: Annotated[
             str | None,
-            typer.Option("--account", help="The account a trader key reads and trades.", show_default=False),
+            typer.Option(
+                "--account", help="The account a trader key reads and trades.", show_default=False
+            ),
         ] = None,
         rate: Annotated[
             float | None,
-            typer.Option("--rate", help="Requests per second (default: the service's).", show_default=False),
+            typer.Option(
+                "--rate", help="Requests per second (default: the service's).", show_default=False
+            ),
         ] = None,
-        label: Annotated[str | None, typer.Option("--label", help="A note.", show_default=False)] = None,
+        label: Annotated[
+            str | None, typer.Option("--label", help="A note.", show_default=False)
+        ] = None,
         db: DbOpt = DEFAULT_DB_URL,
     ) -> None:
         """Create a key; the key itself is printed alone on the last line (shown once)."""
@@ -54,12 +60,16 @@ def register(app: typer.Typer) -> None:
         store = ctx.with_resource(open_store(db, create=False))
         for k in list_keys(store):
             state = f"revoked {k.revoked_at}" if k.revoked_at else "live"
-            console.print(f"{k.key_id}  {k.role:7}  {k.account_id or '-':12}  {k.created_at}  {state}")
+            console.print(
+                f"{k.key_id}  {k.role:7}  {k.account_id or '-':12}  {k.created_at}  {state}"
+            )
 
     @group.command("revoke")
     def revoke_cmd(
         ctx: typer.Context,
-        key_id: Annotated[str, typer.Argument(help="The key's id (pm_<id>_...).", show_default=False)],
+        key_id: Annotated[
+            str, typer.Argument(help="The key's id (pm_<id>_...).", show_default=False)
+        ],
         db: DbOpt = DEFAULT_DB_URL,
     ) -> None:
         """Revoke a key (a running service stops accepting it within seconds)."""

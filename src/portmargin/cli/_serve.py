@@ -25,7 +25,9 @@ def register(app: typer.Typer) -> None:
         db: DbOpt = DEFAULT_DB_URL,
         market: Annotated[
             Path | None,
-            typer.Option("--market", help="Market file (default: the demo market).", show_default=False),
+            typer.Option(
+                "--market", help="Market file (default: the demo market).", show_default=False
+            ),
         ] = None,
         feed: Annotated[
             str | None,
@@ -43,14 +45,21 @@ def register(app: typer.Typer) -> None:
                 show_default=False,
             ),
         ] = None,
-        model: Annotated[str, typer.Option("--model", help="Scenario model of the monitor.")] = "deribit",
+        model: Annotated[
+            str, typer.Option("--model", help="Scenario model of the monitor.")
+        ] = "deribit",
         speed: Annotated[
-            float, typer.Option("--speed", help="Replayed feed seconds per wall second (0: at once).")
+            float,
+            typer.Option("--speed", help="Replayed feed seconds per wall second (0: at once)."),
         ] = 0.0,
-        steps: Annotated[int, typer.Option("--steps", help="Replay steps across the crash day.")] = 24,
+        steps: Annotated[
+            int, typer.Option("--steps", help="Replay steps across the crash day.")
+        ] = 24,
         data: Annotated[
             Path | None,
-            typer.Option("--data", help="Crash-day data folder (replay, simulated).", show_default=False),
+            typer.Option(
+                "--data", help="Crash-day data folder (replay, simulated).", show_default=False
+            ),
         ] = None,
         deribit_url: Annotated[
             str, typer.Option("--deribit-url", help="Deribit's WebSocket API.")

@@ -145,7 +145,8 @@ def authenticate(conn: HTTPConnection, *, method: str | None = None) -> Principa
     token, from_cookie = _token(conn)
     if token is None:
         raise Problem(
-            401, "an API key is required: Authorization: Bearer <key>",
+            401,
+            "an API key is required: Authorization: Bearer <key>",
             headers={"WWW-Authenticate": "Bearer"},
         )
     key = state.keys.get(token)
@@ -155,7 +156,11 @@ def authenticate(conn: HTTPConnection, *, method: str | None = None) -> Principa
             raise Problem(401, "invalid or revoked API key", headers={"WWW-Authenticate": "Bearer"})
         state.keys.put(token, key)
     if from_cookie:
-        if method is not None and method in _UNSAFE and conn.headers.get(CSRF_HEADER) != "portmargin":
+        if (
+            method is not None
+            and method in _UNSAFE
+            and conn.headers.get(CSRF_HEADER) != "portmargin"
+        ):
             raise Problem(403, "a dashboard request that changes state needs X-Requested-With")
         origin = conn.headers.get("origin")
         if method is None and origin is not None:

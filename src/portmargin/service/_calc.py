@@ -67,7 +67,9 @@ def _table(doc: Mapping[str, Any], path: tuple[str, ...], lines: list[str], wher
     subs: list[tuple[str, Any]] = []
     for k, v in doc.items():
         w = f"{where}.{k}"
-        if isinstance(v, dict) or (isinstance(v, list) and v and all(isinstance(x, dict) for x in v)):
+        if isinstance(v, dict) or (
+            isinstance(v, list) and v and all(isinstance(x, dict) for x in v)
+        ):
             subs.append((k, v))
         else:
             lines.append(f"{_key(k)} = {_toml_value(v, w)}")
@@ -97,7 +99,9 @@ class Calculators:
             self._names = {m.name for m in available_methods()}
         return self._names
 
-    def method(self, name: str, params: Mapping[str, Any] | None, *, cross: bool, field: str) -> Method:
+    def method(
+        self, name: str, params: Mapping[str, Any] | None, *, cross: bool, field: str
+    ) -> Method:
         """The method ``name`` (with ``params`` merged), or a 422 problem naming ``field``."""
         if name not in self.names():
             raise Problem(
@@ -237,7 +241,9 @@ class Calculators:
         trades: dict[str, float] = {}
         for i, t in enumerate(req.trades):
             if t.quantity == 0.0:
-                raise Problem(422, f"trades.{i}.quantity: must be non-zero", field=f"trades.{i}.quantity")
+                raise Problem(
+                    422, f"trades.{i}.quantity: must be non-zero", field=f"trades.{i}.quantity"
+                )
             trades[t.instrument.strip()] = trades.get(t.instrument.strip(), 0.0) + t.quantity
         self.resolve(Portfolio.of(trades), market, where="trades")
         min_equity = req.min_equity

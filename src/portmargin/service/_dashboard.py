@@ -106,8 +106,17 @@ async def accounts_page(request: Request) -> Response:
         for a in view.accounts
         if who.sees(a)
     ]
-    rows.sort(key=lambda r: -(r["margin_ratio"] if r["margin_ratio"] is not None else math.inf
-                              if r["pools"] else -1.0))
+    rows.sort(
+        key=lambda r: (
+            -(
+                r["margin_ratio"]
+                if r["margin_ratio"] is not None
+                else math.inf
+                if r["pools"]
+                else -1.0
+            )
+        )
+    )
     counts = {"healthy": 0, "margin_call": 0, "liquidation": 0}
     for r in rows:
         counts[r["status"]] = counts.get(r["status"], 0) + 1
@@ -247,7 +256,9 @@ def heatmap_svg(mx: Mapping[str, Any], *, cell: int = 34) -> str:
         )
     for r, vs in enumerate(vols):
         y = top + r * cell + cell / 2 + 3
-        parts.append(f'<text x="{left - 6}" y="{y:.0f}" font-size="9" text-anchor="end">vol {vs:+.0%}</text>')
+        parts.append(
+            f'<text x="{left - 6}" y="{y:.0f}" font-size="9" text-anchor="end">vol {vs:+.0%}</text>'
+        )
         for c, _ in enumerate(moves):
             v = grid[r][c]
             x0, y0 = left + c * cell, top + r * cell
@@ -256,7 +267,9 @@ def heatmap_svg(mx: Mapping[str, Any], *, cell: int = 34) -> str:
             else:
                 a = min(abs(v) / worst, 1.0)
                 fill = f"rgba(200,30,30,{a:.3f})" if v < 0 else f"rgba(30,150,60,{a:.3f})"
-            title = "" if v is None else html.escape(f"P&L {v:,.6g} at {moves[c]:+.0%}, vol {vs:+.0%}")
+            title = (
+                "" if v is None else html.escape(f"P&L {v:,.6g} at {moves[c]:+.0%}, vol {vs:+.0%}")
+            )
             parts.append(
                 f'<rect x="{x0}" y="{y0}" width="{cell - 1}" height="{cell - 1}" fill="{fill}">'
                 f"<title>{title}</title></rect>"
@@ -267,8 +280,9 @@ def heatmap_svg(mx: Mapping[str, Any], *, cell: int = 34) -> str:
             f'<rect class="binding" x="{left + c * cell}" y="{top + r * cell}" width="{cell - 1}" '
             f'height="{cell - 1}" fill="none" stroke="#000" stroke-width="3"/>'
         )
+    ccy = html.escape(str(mx.get("currency", "")))
     parts.append(
-        f'<text x="{left}" y="12" font-size="10">price move → (P&L in {html.escape(str(mx.get("currency", "")))};'
-        " outlined: binding)</text></svg>"
+        f'<text x="{left}" y="12" font-size="10">price move → (P&amp;L in {ccy}; '
+        "outlined: binding)</text></svg>"
     )
     return "".join(parts)

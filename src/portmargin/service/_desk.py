@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import hashlib
 import json
 import logging
@@ -153,7 +154,9 @@ class Hub:
         """Forget ``sub``."""
         self.subscribers.discard(sub)
 
-    def publish(self, seq: int, numbered: list[NumberedEvent], changed: list[AccountMargin]) -> None:
+    def publish(
+        self, seq: int, numbered: list[NumberedEvent], changed: list[AccountMargin]
+    ) -> None:
         """Send one step's events, then its margin updates, to whoever follows them."""
         if not self.subscribers:
             return
@@ -198,7 +201,9 @@ def update_from_doc(seq: int, doc: Mapping[str, Any]) -> MarketUpdate:
         str(doc["underlying"]),
         float(doc["index"]),
         None if perp is None else float(perp),
-        MappingProxyType({expiry_from_code(k): float(v) for k, v in doc.get("forwards", {}).items()}),
+        MappingProxyType(
+            {expiry_from_code(k): float(v) for k, v in doc.get("forwards", {}).items()}
+        ),
         MappingProxyType({str(k): float(v) for k, v in doc.get("vols", {}).items()}),
     )
 
@@ -281,11 +286,7 @@ class Desk:
                     store.save_accounts(accts)
             held = {n for a in store.load_accounts() for n in a.positions}
             market = None if settings.market_file is None else load_market(settings.market_file)
-            data_dir = settings.data_dir
-            if data_dir is None and settings.feed in ("replay", "simulated"):
-                from portmargin.cli._monitor import DATA_DIR
-
-                data_dir = DATA_DIR
+            data_dir = settings.data_dir  # None: the crash day shipped in the package
             source = source_for(
                 feed=settings.feed,
                 market=market,
@@ -355,9 +356,10 @@ class Desk:
         mon = self._monitor
         if item is None:
             assert make is not None
-            seq = self._next_seq()
-            item = make(seq)
-        seq = item.seq
+            item = make(self._next_seq())
+        if item.seq is None:
+            item = dataclasses.replace(item, seq=self._next_seq())
+        seq: int = item.seq if item.seq is not None else 0
         if entry is not None:
             prior = log_input(self.store, entry(seq), forget=self._dead)
             self._dead.clear()
@@ -422,7 +424,9 @@ class Desk:
         src = self.source
         cursor = self._monitor.last_seq
         try:
-            logged = [i for e in inputs_upto(self.store, self.feed_name, cursor) if (i := _logged_item(e))]
+            logged = [
+                i for e in inputs_upto(self.store, self.feed_name, cursor) if (i := _logged_item(e))
+            ]
         except StorageError as exc:
             self.feed_status, self.feed_error = "db_unavailable", str(exc)
             logged = []
@@ -436,10 +440,12 @@ class Desk:
         start_feed: datetime | None = None
         try:
             async for item in src.numbered():
-                while logged and logged[0].seq < item.seq:
+                n = item.seq
+                while logged and n is not None and (logged[0].seq or 0) < n:
                     await self._feed_item(logged.pop(0))
                 t = getattr(item, "time", None)
-                if src.speed > 0 and item.seq > cursor and isinstance(t, datetime):
+                new = n is None or n > cursor
+                if src.speed > 0 and new and isinstance(t, datetime):
                     if start_wall is None or start_feed is None:
                         start_wall, start_feed = time.monotonic(), t
                     due = (t - start_feed).total_seconds() / src.speed
@@ -480,8 +486,13 @@ class Desk:
 
         def make(seq: int) -> FeedItem:
             return MarketUpdate(
-                seq, latest.time, latest.underlying, latest.index, latest.perpetual,
-                latest.forwards, latest.vols,
+                seq,
+                latest.time,
+                latest.underlying,
+                latest.index,
+                latest.perpetual,
+                latest.forwards,
+                latest.vols,
             )
 
         await self._run(make=make)
@@ -497,7 +508,9 @@ class Desk:
         if not names:
             return None
         parts = [
-            f"{u} (no index on this connection)" if stale[u] is None else f"{u} ({stale[u]:.1f} s old)"
+            f"{u} (no index on this connection)"
+            if stale[u] is None
+            else f"{u} ({stale[u]:.1f} s old)"
             for u in names
         ]
         return "market data is stale for " + ", ".join(parts) + "; not margining on old prices"
@@ -506,8 +519,11 @@ class Desk:
         """The service's current market, or a 503 problem before data / on stale data."""
         snap = self.view.market
         if snap is None:
-            raise Problem(503, "no market data yet; retry when the feed has delivered prices",
-                          headers={"Retry-After": "1"})
+            raise Problem(
+                503,
+                "no market data yet; retry when the feed has delivered prices",
+                headers={"Retry-After": "1"},
+            )
         problem = self.stale_problem()
         if problem is not None:
             raise Problem(503, problem, headers={"Retry-After": "1"})
@@ -542,7 +558,12 @@ class Desk:
         def entry(seq: int) -> ApiInput:
             when = self.view.feed_time or datetime.now(UTC)
             return ApiInput(
-                self.feed_name, seq, kind, account, client_order_id, fp,
+                self.feed_name,
+                seq,
+                kind,
+                account,
+                client_order_id,
+                fp,
                 {**doc, "time": iso_z(when), "client_order_id": client_order_id},
             )
 
@@ -573,7 +594,9 @@ class Desk:
             doc = _update_doc(u)
 
             def make(seq: int, u: MarketUpdate = u) -> FeedItem:
-                return MarketUpdate(seq, u.time, u.underlying, u.index, u.perpetual, u.forwards, u.vols)
+                return MarketUpdate(
+                    seq, u.time, u.underlying, u.index, u.perpetual, u.forwards, u.vols
+                )
 
             def entry(seq: int, doc: dict[str, Any] = doc) -> ApiInput:
                 return ApiInput(self.feed_name, seq, "market", None, None, None, doc)

@@ -92,7 +92,7 @@ def snapshot_updates(
                 options.append(inst)
             if isinstance(inst, Option | Future) and inst.expiry is not None:
                 expiries.add(inst.expiry)
-        vols = snap.option_vols(options) if options else []
+        vols: list[float] = [float(v) for v in snap.option_vols(options)] if options else []
         try:
             perpetual: float | None = snap.perpetual_price(und)
         except PortmarginError:
@@ -105,9 +105,7 @@ def snapshot_updates(
                 snap.index_price(und),
                 perpetual,
                 MappingProxyType({e: snap.forward(und, e) for e in sorted(expiries)}),
-                MappingProxyType(
-                    {o.name: float(v) for o, v in zip(options, vols, strict=True)}
-                ),
+                MappingProxyType({o.name: float(v) for o, v in zip(options, vols, strict=True)}),
             )
         )
     return out
@@ -132,7 +130,9 @@ class Source:
     async def numbered(self) -> AsyncIterator[FeedItem]:
         """The items, renumbered for the service's input sequence (replayable sources)."""
         async for item in self.items:
-            yield replace(item, seq=item.seq * FEED_STRIDE) if self.replayable else item
+            if self.replayable and item.seq is not None:
+                item = replace(item, seq=item.seq * FEED_STRIDE)
+            yield item
 
 
 async def _threaded(items: Iterable[FeedItem]) -> AsyncIterator[FeedItem]:
@@ -184,7 +184,7 @@ def source_for(
         live = DeribitFeed(deribit_url, held, stale_after=stale_after)
         return Source("serve:deribit", "deribit", False, live.items(), live=live)
     if feed in ("replay", "simulated"):
-        if data_dir is None or not data_dir.is_dir():
+        if data_dir is not None and not data_dir.is_dir():
             raise InputError(
                 f"--feed {feed}: the crash-day data folder {data_dir} is not there; give --data"
             )
@@ -437,7 +437,9 @@ class DeribitFeed:
                 ("public/subscribe", {"channels": self.channels()}),
             ]
             for i, (method, params) in enumerate(calls, start=1):
-                await ws.send(json.dumps({"jsonrpc": "2.0", "id": i, "method": method, "params": params}))
+                await ws.send(
+                    json.dumps({"jsonrpc": "2.0", "id": i, "method": method, "params": params})
+                )
             while True:
                 try:
                     raw = await asyncio.wait_for(ws.recv(), timeout=min(1.0, self.min_interval))
@@ -452,7 +454,14 @@ class DeribitFeed:
                     if doc.get("method") == "heartbeat":
                         if (doc.get("params") or {}).get("type") == "test_request":
                             await ws.send(
-                                json.dumps({"jsonrpc": "2.0", "id": 99, "method": "public/test", "params": {}})
+                                json.dumps(
+                                    {
+                                        "jsonrpc": "2.0",
+                                        "id": 99,
+                                        "method": "public/test",
+                                        "params": {},
+                                    }
+                                )
                             )
                         continue
                     if doc.get("method") == "subscription":

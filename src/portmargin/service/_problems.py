@@ -29,7 +29,7 @@ PROBLEM_TYPE = "application/problem+json"
 log = logging.getLogger("portmargin.service")
 
 
-class Problem(Exception):
+class Problem(Exception):  # noqa: N818 - RFC 9457 calls it a problem
     """An error answered as a problem document (raised by the service's own code)."""
 
     def __init__(
@@ -125,8 +125,9 @@ async def _portmargin(request: Request, exc: Exception) -> JSONResponse:
 
 async def _http(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, StarletteHTTPException)
-    detail = exc.detail if isinstance(exc.detail, str) else HTTPStatus(exc.status_code).phrase
-    return problem_response(request, exc.status_code, detail, headers=exc.headers)
+    detail = str(exc.detail) or HTTPStatus(exc.status_code).phrase
+    headers = None if exc.headers is None else dict(exc.headers)
+    return problem_response(request, exc.status_code, detail, headers=headers)
 
 
 async def _unexpected(request: Request, exc: Exception) -> JSONResponse:

@@ -94,7 +94,11 @@ def account_row(account_id: str, m: AccountMargin | None, status: str) -> dict[s
         "margin_ratio": _ratio(m.worst_pool_ratio),
         "valuation_time": m.valuation_time,
         "pools": [
-            {"currency": p.currency, "status": p.status.value, "margin_ratio": _ratio(p.margin_ratio)}
+            {
+                "currency": p.currency,
+                "status": p.status.value,
+                "margin_ratio": _ratio(p.margin_ratio),
+            }
             for p in m.pools
         ],
     }
@@ -174,7 +178,12 @@ async def get_accounts(
         rows = [r for r in rows if r["status"] == status]
     desc = (order or ("asc" if sort in ("id", "excess") else "desc")) == "desc"
     rows.sort(key=lambda r: _sort_key(sort, r), reverse=desc)
-    return {"accounts": rows[offset : offset + limit], "counts": counts, "total": len(rows), "seq": view.seq}
+    return {
+        "accounts": rows[offset : offset + limit],
+        "counts": counts,
+        "total": len(rows),
+        "seq": view.seq,
+    }
 
 
 def _view_of(desk: Desk, account_id: str) -> dict[str, Any]:
@@ -195,7 +204,9 @@ def _view_of(desk: Desk, account_id: str) -> dict[str, Any]:
     }
 
 
-@router.get("/accounts/{account_id}", response_model=AccountView, responses=_PROBLEMS, tags=["accounts"])
+@router.get(
+    "/accounts/{account_id}", response_model=AccountView, responses=_PROBLEMS, tags=["accounts"]
+)
 async def get_account(
     account_id: str,
     caller: Caller,
@@ -223,7 +234,9 @@ def _components(desk: Desk, acct: Account, market: MarketSnapshot) -> dict[str, 
     return {p.currency: dict(p.components) for p in res.by_currency}
 
 
-@router.put("/accounts/{account_id}", response_model=AccountView, responses=_PROBLEMS, tags=["accounts"])
+@router.put(
+    "/accounts/{account_id}", response_model=AccountView, responses=_PROBLEMS, tags=["accounts"]
+)
 async def put_account(
     account_id: str, body: AccountIn, _: Admin, desk: DeskDep, response: Response
 ) -> Any:
@@ -273,7 +286,9 @@ def _may_change(caller: Principal, account_id: str, desk: Desk) -> None:
         raise Problem(403, "a risk key reads accounts but does not change them")
 
 
-@router.post("/accounts/{account_id}/trades", response_model=StepOut, responses=_PROBLEMS, tags=["accounts"])
+@router.post(
+    "/accounts/{account_id}/trades", response_model=StepOut, responses=_PROBLEMS, tags=["accounts"]
+)
 async def post_trade(
     account_id: str, body: TradeIn, caller: Caller, desk: DeskDep, response: Response
 ) -> Any:
@@ -296,13 +311,16 @@ async def post_trade(
     if out.duplicate is not None:
         doc["applied"] = any(n.event.kind == "trade" for n in out.numbered)
         doc["reason"] = next(
-            (n.event.payload.get("reason") for n in out.numbered if n.event.kind == "rejected"), None
+            (n.event.payload.get("reason") for n in out.numbered if n.event.kind == "rejected"),
+            None,
         )
     response.status_code = 200 if doc["applied"] else 422
     return doc
 
 
-async def _transfer(kind: str, account_id: str, body: TransferIn, caller: Principal, desk: Desk, response: Response) -> dict[str, Any]:
+async def _transfer(
+    kind: str, account_id: str, body: TransferIn, caller: Principal, desk: Desk, response: Response
+) -> dict[str, Any]:
     _may_change(caller, account_id, desk)
     out = await desk.account_change(
         kind=kind,
@@ -318,7 +336,12 @@ async def _transfer(kind: str, account_id: str, body: TransferIn, caller: Princi
     return doc
 
 
-@router.post("/accounts/{account_id}/deposits", response_model=StepOut, responses=_PROBLEMS, tags=["accounts"])
+@router.post(
+    "/accounts/{account_id}/deposits",
+    response_model=StepOut,
+    responses=_PROBLEMS,
+    tags=["accounts"],
+)
 async def post_deposit(
     account_id: str, body: TransferIn, caller: Caller, desk: DeskDep, response: Response
 ) -> Any:
@@ -326,7 +349,12 @@ async def post_deposit(
     return await _transfer("deposit", account_id, body, caller, desk, response)
 
 
-@router.post("/accounts/{account_id}/withdrawals", response_model=StepOut, responses=_PROBLEMS, tags=["accounts"])
+@router.post(
+    "/accounts/{account_id}/withdrawals",
+    response_model=StepOut,
+    responses=_PROBLEMS,
+    tags=["accounts"],
+)
 async def post_withdrawal(
     account_id: str, body: TransferIn, caller: Caller, desk: DeskDep, response: Response
 ) -> Any:
@@ -334,7 +362,12 @@ async def post_withdrawal(
     return await _transfer("withdrawal", account_id, body, caller, desk, response)
 
 
-@router.get("/accounts/{account_id}/events", response_model=EventPage, responses=_PROBLEMS, tags=["accounts"])
+@router.get(
+    "/accounts/{account_id}/events",
+    response_model=EventPage,
+    responses=_PROBLEMS,
+    tags=["accounts"],
+)
 async def get_account_events(
     account_id: str,
     caller: Caller,
@@ -346,7 +379,9 @@ async def get_account_events(
     caller.require_account(account_id)
     if account_id not in desk.view.accounts:
         raise Problem(404, f"account {account_id!r} not found")
-    rows = await asyncio.to_thread(events_after, desk.store, since, account_id=account_id, limit=limit)
+    rows = await asyncio.to_thread(
+        events_after, desk.store, since, account_id=account_id, limit=limit
+    )
     return {"events": [event_json(n) for n in rows], "next": rows[-1].id if rows else since}
 
 
@@ -421,7 +456,9 @@ async def post_market(body: MarketPush, _: RiskReader, desk: DeskDep, calc: Calc
 
 
 # -- keys ------------------------------------------------------------------------------------
-@router.post("/keys", response_model=KeyCreated, status_code=201, responses=_PROBLEMS, tags=["keys"])
+@router.post(
+    "/keys", response_model=KeyCreated, status_code=201, responses=_PROBLEMS, tags=["keys"]
+)
 async def post_key(body: KeyIn, _: Admin, desk: DeskDep) -> Any:
     """Create a key (admin); its token is in this response only."""
     if body.account is not None and body.account not in desk.view.accounts:
@@ -460,4 +497,9 @@ async def delete_key(key_id: str, _: Admin, desk: DeskDep, request: Request) -> 
 @router.get("/health", tags=["service"])
 async def get_health(desk: DeskDep) -> Any:
     """Liveness (no key needed): the feed's status and whether the database answered last."""
-    return {"status": "ok", "feed": desk.feed_status, "database": "ok" if desk.db_ok else "unavailable", "seq": desk.view.seq}
+    return {
+        "status": "ok",
+        "feed": desk.feed_status,
+        "database": "ok" if desk.db_ok else "unavailable",
+        "seq": desk.view.seq,
+    }

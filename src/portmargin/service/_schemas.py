@@ -44,8 +44,12 @@ __all__ = [
 ]
 
 Finite = Annotated[float, Field(allow_inf_nan=False)]
-Quantity = Annotated[float, Field(allow_inf_nan=False, ge=-limits.QUANTITY_MAX, le=limits.QUANTITY_MAX)]
-Balance = Annotated[float, Field(allow_inf_nan=False, ge=-limits.BALANCE_MAX, le=limits.BALANCE_MAX)]
+Quantity = Annotated[
+    float, Field(allow_inf_nan=False, ge=-limits.QUANTITY_MAX, le=limits.QUANTITY_MAX)
+]
+Balance = Annotated[
+    float, Field(allow_inf_nan=False, ge=-limits.BALANCE_MAX, le=limits.BALANCE_MAX)
+]
 Instrument = Annotated[str, Field(min_length=1, max_length=limits.NAME_MAX_CHARS)]
 Currency = Annotated[str, Field(min_length=1, max_length=limits.CURRENCY_MAX_CHARS)]
 ClientOrderId = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9._:\-]+$")]

@@ -1,4 +1,4 @@
-"""Settings of ``portmargin serve`` (pydantic-settings: arguments, or ``PORTMARGIN_*`` variables)."""
+"""Settings of ``portmargin serve`` (pydantic-settings: options or ``PORTMARGIN_*`` variables)."""
 
 from __future__ import annotations
 
