@@ -178,7 +178,7 @@ def authenticate(conn: HTTPConnection, *, method: str | None = None) -> Principa
     return Principal(key.key_id, key.role, key.account_id, rate)
 
 
-def _caller(request: Request) -> Principal:
+async def _caller(request: Request) -> Principal:
     return authenticate(request, method=request.method)
 
 

@@ -9,6 +9,7 @@ from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Query, Request, Response
 from fastapi.concurrency import run_in_threadpool
+from fastapi.responses import JSONResponse
 
 from portmargin.accounts import Account, AccountMargin
 from portmargin.errors import PortmarginError
@@ -118,21 +119,21 @@ def _sort_key(sort: str, row: dict[str, Any]) -> float | str:
 async def post_margin(body: MarginRequest, _: Caller, desk: DeskDep, calc: CalcDep) -> Any:
     """Margin a book: exactly ``portmargin margin --format json`` (docs/json.md)."""
     market = _market(desk, calc, body.market)
-    return await run_in_threadpool(calc.margin, body, market)
+    return JSONResponse(await run_in_threadpool(calc.margin, body, market))
 
 
 @router.post("/rules", responses=_PROBLEMS, tags=["margin"])
 async def post_rules(body: RulesRequest, _: Caller, desk: DeskDep, calc: CalcDep) -> Any:
     """Rules-based margin with the strategy decomposition (``portmargin rules``)."""
     market = _market(desk, calc, body.market)
-    return await run_in_threadpool(calc.rules, body, market)
+    return JSONResponse(await run_in_threadpool(calc.rules, body, market))
 
 
 @router.post("/compare", responses=_PROBLEMS, tags=["margin"])
 async def post_compare(body: CompareRequest, _: Caller, desk: DeskDep, calc: CalcDep) -> Any:
     """Standard vs strategy vs portfolio margin and the gate (``portmargin compare``)."""
     market = _market(desk, calc, body.market)
-    return await run_in_threadpool(calc.compare, body, market)
+    return JSONResponse(await run_in_threadpool(calc.compare, body, market))
 
 
 @router.post("/whatif", response_model=WhatIfDocument, responses=_PROBLEMS, tags=["margin"])
@@ -148,7 +149,8 @@ async def post_whatif(body: WhatIfRequest, caller: Caller, desk: DeskDep, calc: 
             raise Problem(422, "an account is judged on the service's market", field="market")
     market = _market(desk, calc, body.market)
     settings = desk.account_settings if account is not None else None
-    return await run_in_threadpool(calc.whatif, body, market, account=account, settings=settings)
+    doc = await run_in_threadpool(calc.whatif, body, market, account=account, settings=settings)
+    return JSONResponse(doc)
 
 
 # -- accounts --------------------------------------------------------------------------------
