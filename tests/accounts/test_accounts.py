@@ -167,3 +167,22 @@ def test_accounts_file_validation() -> None:
         accounts_from_dict(
             {"accounts": [{"id": "a", "positions": [{"instrument": "X", "quantity": "z"}]}]}
         )
+
+
+def test_a_withdrawal_beyond_the_excess_is_refused_and_a_deposit_accepted() -> None:
+    from portmargin.accounts import pre_trade
+
+    market, model = pm.demo_market(), pm.load_model("deribit")
+    acct = Account("w", {"BTC-27MAR26-70000-P": -1.0}, {"BTC": 0.3})
+    before = evaluate_account(acct, market, model, AccountSettings(min_pm_equity_usd=0))
+    (pool,) = before.pools
+    too_much = acct.with_trades({}, {"BTC": -(pool.initial_excess + 0.01)})
+    after = evaluate_account(too_much, market, model, AccountSettings(min_pm_equity_usd=0))
+    decision = pre_trade(before.pools, after.pools)
+    assert not decision.accepted
+    assert not decision.risk_reducing
+    assert "insufficient margin in pool BTC" in decision.reason
+    richer = evaluate_account(
+        acct.with_trades({}, {"BTC": 1.0}), market, model, AccountSettings(min_pm_equity_usd=0)
+    )
+    assert pre_trade(before.pools, richer.pools).risk_reducing

@@ -19,15 +19,19 @@ adds a minimum equity, https://www.finra.org/rules-guidance/rulebooks/finra-rule
 
     qualifies  ⇔  approved  and  equity after haircuts (USD) ≥ min_pm_equity_usd
 
-**Pre-trade acceptance** of a trade, from the account's figures before and after it::
+**Pre-trade acceptance** of a change (a trade, a deposit, a withdrawal), from the account's
+figures before and after it::
 
     risk-reducing  ⇔  for every pool p:  IM_p after ≤ IM_p before
                                      and worst scenario loss_p after ≤ loss_p before
+                                     and equity_p before haircuts after ≥ before
     accepted       ⇔  risk-reducing,
                       or (no pool is below maintenance before
                           and every pool has equity ≥ IM after)
 
-An account below maintenance in any pool accepts only risk-reducing trades. Small
+A trade filled at the mark leaves equity unchanged and a deposit raises it, so both can
+reduce risk; a withdrawal lowers it and is accepted only when every pool keeps equity at or
+above IM. An account below maintenance in any pool accepts only risk-reducing changes. Small
 tolerances (1e-9 relative) absorb rounding, so a trade that changes nothing is
 risk-reducing.
 """
@@ -139,6 +143,11 @@ class PoolLike(Protocol):
         """The pool's worst aggregated scenario loss (≥ 0)."""
         ...
 
+    @property
+    def haircut(self) -> float:
+        """The collateral haircut taken from the pool's equity (≥ 0)."""
+        ...
+
 
 @dataclass(frozen=True, slots=True)
 class Decision:
@@ -168,7 +177,9 @@ def pre_trade(
     pairs = [(c, b.get(c, zero), a.get(c, zero)) for c in names]
     raised = [c for c, x, y in pairs if not _le(y.initial_margin, x.initial_margin)]
     deeper = [c for c, x, y in pairs if not _le(y.worst_loss, x.worst_loss)]
-    reducing = not raised and not deeper
+    # equity before haircuts: a trade at the mark leaves it unchanged, a withdrawal lowers it
+    poorer = [c for c, x, y in pairs if not _le(x.equity + x.haircut, y.equity + y.haircut)]
+    reducing = not raised and not deeper and not poorer
     below_mm = [
         c
         for c, p in b.items()
@@ -179,14 +190,15 @@ def pre_trade(
         return Decision(
             True,
             True,
-            "risk-reducing: initial margin does not rise and no worst scenario loss deepens "
-            f"in any pool ({', '.join(names) or 'none'})",
+            "risk-reducing: initial margin does not rise, no worst scenario loss deepens and "
+            f"no equity leaves any pool ({', '.join(names) or 'none'})",
         )
-    why = (
-        f"raises initial margin in {', '.join(raised)}"
-        if raised
-        else f"deepens the worst scenario loss in {', '.join(deeper)}"
-    )
+    if raised:
+        why = f"raises initial margin in {', '.join(raised)}"
+    elif deeper:
+        why = f"deepens the worst scenario loss in {', '.join(deeper)}"
+    else:
+        why = f"takes equity out of {', '.join(poorer)}"
     if below_mm:
         return Decision(
             False,
@@ -214,3 +226,4 @@ class _Zero:
     maintenance_margin: float = 0.0
     equity: float = 0.0
     worst_loss: float = 0.0
+    haircut: float = 0.0
