@@ -29,7 +29,6 @@ import dataclasses
 import hashlib
 import json
 import logging
-import math
 import time
 from collections.abc import Callable, Iterable, Mapping
 from concurrent.futures import ThreadPoolExecutor
@@ -59,7 +58,7 @@ from portmargin.storage._api import (
     last_event_id,
     log_input,
 )
-from portmargin.units import iso_z, usd_rate
+from portmargin.units import iso_z
 
 __all__ = ["Desk", "Hub", "Outcome", "Subscriber", "View", "event_json"]
 
@@ -567,11 +566,7 @@ class Desk:
                 {**doc, "time": iso_z(when), "client_order_id": client_order_id},
             )
 
-        def check(view: View) -> None:
-            if kind == "withdrawal":
-                _withdrawal_check(view, account, currency.upper(), amount)
-
-        out = await self._run(make=make, entry=entry, check=check)
+        out = await self._run(make=make, entry=entry)
         if out.duplicate is not None and out.duplicate.fingerprint != fp:
             raise Problem(
                 409,
@@ -658,25 +653,3 @@ def _cursor(store: Store, feed: str) -> int:
     return 0 if c is None else c.last_seq
 
 
-def _withdrawal_check(view: View, account: str, currency: str, amount: float) -> None:
-    """Refuse a withdrawal beyond the excess of its pool (the value leaving the pool)."""
-    m = view.margins.get(account)
-    market = view.market
-    if m is None or market is None or not math.isfinite(amount):
-        return
-    try:
-        rate = usd_rate(currency, market)
-    except Exception:
-        return
-    from portmargin.units import pool_currency
-
-    pool_ccy = "USD" if m.mode == "cross" else pool_currency(currency)
-    pool = next((p for p in m.pools if p.currency == pool_ccy), None)
-    excess = 0.0 if pool is None else pool.initial_excess * pool.usd_rate
-    if amount * rate > max(excess, 0.0) * (1 + 1e-12):
-        raise Problem(
-            422,
-            f"withdrawal of {amount:g} {currency} ({amount * rate:,.2f} USD) exceeds the "
-            f"excess of the {pool_ccy} pool ({max(excess, 0.0):,.2f} USD)",
-            field="amount",
-        )
