@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 
 from portmargin.errors import InputError
+from portmargin.io.limits import check_balance, check_quantity
 
 __all__ = ["Portfolio", "Position"]
 
@@ -30,6 +31,7 @@ class Position:
             raise InputError("position: empty instrument name")
         if not math.isfinite(self.quantity):
             raise InputError(f"position {self.instrument}: quantity must be a finite number")
+        check_quantity(self.quantity, f"position {self.instrument}: quantity")
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,6 +46,7 @@ class Portfolio:
         for ccy, amount in self.cash.items():
             if not math.isfinite(amount):
                 raise InputError(f"{self.name}: cash.{ccy}: must be a finite number")
+            check_balance(amount, f"{self.name}: cash.{ccy}")
         object.__setattr__(self, "cash", MappingProxyType(dict(self.cash)))
 
     @classmethod

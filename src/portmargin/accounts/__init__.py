@@ -21,14 +21,16 @@ from portmargin.accounts._account import (
     instrument_known,
     margin_usd,
 )
-from portmargin.accounts._batch import BatchMargin
+from portmargin.accounts._batch import BatchMargin, PoolArrays
 from portmargin.accounts._files import accounts_from_dict, load_accounts
 from portmargin.accounts._ledger import Ledger
 from portmargin.accounts._policy import (
     DEFAULT_MIN_PM_EQUITY_USD,
+    STATUSES,
     AccountStatus,
     Decision,
     classify,
+    classify_many,
     pre_trade,
     qualifies,
 )
@@ -39,6 +41,7 @@ from portmargin.units import usd_rate
 __all__ = [
     "BALANCE_CURRENCIES",
     "DEFAULT_MIN_PM_EQUITY_USD",
+    "STATUSES",
     "Account",
     "AccountMargin",
     "AccountSettings",
@@ -47,6 +50,7 @@ __all__ = [
     "BatchMargin",
     "Decision",
     "Ledger",
+    "PoolArrays",
     "PoolFigures",
     "PositionAttribution",
     "WhatIf",
@@ -55,6 +59,7 @@ __all__ = [
     "attribute",
     "canonical_positions",
     "classify",
+    "classify_many",
     "evaluate_account",
     "haircut_usd",
     "instrument_known",

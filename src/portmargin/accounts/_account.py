@@ -37,6 +37,8 @@ from portmargin.accounts._policy import (
     worst_status,
 )
 from portmargin.errors import InputError, ParameterError, PortmarginError
+from portmargin.io.limits import check_balance, check_quantity
+from portmargin.io.names import did_you_mean
 from portmargin.market.snapshot import MarketSnapshot, QuoteSource
 from portmargin.models import MarginModel
 from portmargin.models.result import Excess, MarginResult
@@ -126,11 +128,9 @@ class Account:
                     f"account {self.account_id}: balances.{ccy}: unsupported currency "
                     f"(use one of {', '.join(sorted(BALANCE_CURRENCIES))})"
                 )
-            if not math.isfinite(amount):
-                raise InputError(f"account {self.account_id}: balances.{ccy}: not finite")
+            check_balance(amount, f"account {self.account_id}: balances.{ccy}")
         for name, qty in self.positions.items():
-            if not math.isfinite(qty):
-                raise InputError(f"account {self.account_id}: positions.{name}: not finite")
+            check_quantity(qty, f"account {self.account_id}: positions.{name}")
         pos = {k: float(v) for k, v in self.positions.items() if v != 0.0}
         object.__setattr__(self, "positions", MappingProxyType(pos))
         object.__setattr__(
@@ -497,6 +497,7 @@ def canonical_positions(account: Account, market: MarketSnapshot) -> dict[str, f
         try:
             key = market.instrument(name).name
         except PortmarginError as exc:
-            raise InputError(f"{account.account_id}: positions: {exc}") from None
+            hint = did_you_mean(name, market)
+            raise InputError(f"{account.account_id}: positions: {exc}{hint}") from None
         out[key] = out.get(key, 0.0) + qty
     return {k: v for k, v in out.items() if v != 0.0}

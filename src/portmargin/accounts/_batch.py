@@ -15,7 +15,11 @@ computation) and the status, pool by pool (:func:`~portmargin.accounts.account_m
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, MutableMapping, Sequence
+from dataclasses import dataclass
 
+import numpy as np
+
+from portmargin._types import FloatArray, IntArray
 from portmargin.accounts._account import (
     Account,
     AccountMargin,
@@ -24,13 +28,15 @@ from portmargin.accounts._account import (
     batch_pools,
     canonical_positions,
 )
+from portmargin.accounts._policy import classify_many
 from portmargin.batch import AccountBook, BatchResult, MarginSession
 from portmargin.errors import InputError
 from portmargin.market.snapshot import MarketSnapshot
 from portmargin.models import MarginModel
 from portmargin.risk import RiskArray
+from portmargin.units import USD, pool_currency, usd_rate
 
-__all__ = ["BatchMargin", "canonical", "canonical_positions"]
+__all__ = ["BatchMargin", "PoolArrays", "canonical", "canonical_positions"]
 
 
 def canonical(book: AccountBook) -> AccountBook:
@@ -46,12 +52,58 @@ def canonical(book: AccountBook) -> AccountBook:
     return AccountBook(book.accounts, q)
 
 
+@dataclass(frozen=True, slots=True)
+class PoolArrays:
+    """Portfolio-margin decisions of many accounts, arrays ``(n_accounts, n_pools)``.
+
+    ``haircut`` (pool currency) and ``equity`` after it, ``status`` the severity code of
+    each pool (:data:`~portmargin.accounts.STATUSES`; 0 where the pool is absent) and
+    ``account_status`` the worst pool's code per account.
+    """
+
+    haircut: FloatArray
+    equity: FloatArray
+    status: IntArray
+    account_status: IntArray
+
+
 class BatchMargin:
     """Account margining under one model and one set of settings, many accounts per call."""
 
     def __init__(self, model: MarginModel, settings: AccountSettings) -> None:
         self.model = model
         self.settings = settings
+
+    def decide(self, session: MarginSession, book: AccountBook, result: BatchResult) -> PoolArrays:
+        """Haircuts and statuses of every pool of ``book`` under portfolio margin, vectorised.
+
+        The same rules as :func:`~portmargin.accounts.account_margin` with
+        ``method="portfolio"`` (no gate: the caller decided the method), over arrays:
+        ``haircut_p = Σ_{c ∈ p} max(balance_c, 0)·h_c·usd_rate(c)/usd_rate(p)``, then the
+        status rule (:func:`~portmargin.accounts.classify_many`) per pool, the worst per account.
+        """
+        market, cross = session.market, self.model.cross
+        pools = list(result.pools)
+        haircut = np.zeros(result.initial_margin.shape)
+        q = book.quantities
+        for c in session.cash_cols.tolist():
+            ccy = session.columns[c].split(":", 1)[1]
+            h = self.settings.haircuts.get(ccy, 0.0)
+            pool = USD if cross else pool_currency(ccy)
+            if h <= 0.0 or pool not in pools:
+                continue
+            bal = np.maximum(np.asarray(q[:, [c]].toarray()).ravel(), 0.0)
+            if bal.any():
+                scale = h * usd_rate(ccy, market) / usd_rate(pool, market)
+                haircut[:, pools.index(pool)] += bal * scale
+        haircut = np.where(result.present, haircut, 0.0)
+        equity = result.equity - haircut
+        codes = classify_many(
+            equity, result.initial_margin, result.maintenance_margin, self.settings
+        )
+        codes = np.where(result.present, codes, 0)
+        worst: IntArray = codes.max(axis=1) if codes.shape[1] else np.zeros(len(codes), np.int64)
+        return PoolArrays(haircut, equity, codes, worst)
 
     @staticmethod
     def universe(accounts: Iterable[Account], market: MarketSnapshot) -> tuple[str, ...]:

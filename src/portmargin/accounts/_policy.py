@@ -41,15 +41,21 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from enum import Enum
-from typing import Protocol
+from typing import Any, Protocol
+
+import numpy as np
+
+from portmargin._types import IntArray
 
 __all__ = [
     "DEFAULT_MIN_PM_EQUITY_USD",
+    "STATUSES",
     "AccountStatus",
     "Decision",
     "PoolLike",
     "StatusLevels",
     "classify",
+    "classify_many",
     "pre_trade",
     "qualifies",
     "worst_status",
@@ -96,13 +102,26 @@ class StatusLevels(Protocol):
         ...
 
 
+STATUSES = (AccountStatus.HEALTHY, AccountStatus.MARGIN_CALL, AccountStatus.LIQUIDATION)
+"""Statuses by severity code (0, 1, 2), the codes :func:`classify_many` returns."""
+
+
+def classify_many(equity: Any, im: Any, mm: Any, levels: StatusLevels) -> IntArray:
+    """The status rule over arrays: severity codes (0 healthy, 1 margin call, 2 liquidation).
+
+    The one implementation of the rule in the module docstring; :func:`classify` is this
+    function on one pool.
+    """
+    eq, i, m = (np.asarray(x, dtype=np.float64) for x in (equity, im, mm))
+    liq = (eq < levels.liquidation_level * m) | ((eq < 0) & (m <= 0))
+    call = eq < levels.margin_call_level * i
+    out: IntArray = np.where(liq, 2, np.where(call, 1, 0)).astype(np.int64)
+    return out
+
+
 def classify(equity: float, im: float, mm: float, levels: StatusLevels) -> AccountStatus:
     """Status of one pool from its equity, IM and MM (see the module docstring)."""
-    if equity < levels.liquidation_level * mm or (equity < 0 and mm <= 0):
-        return AccountStatus.LIQUIDATION
-    if equity < levels.margin_call_level * im:
-        return AccountStatus.MARGIN_CALL
-    return AccountStatus.HEALTHY
+    return STATUSES[int(classify_many(equity, im, mm, levels))]
 
 
 def worst_status(statuses: Sequence[AccountStatus]) -> AccountStatus:

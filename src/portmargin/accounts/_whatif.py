@@ -32,6 +32,7 @@ from portmargin.accounts._account import (
 )
 from portmargin.accounts._policy import pre_trade
 from portmargin.errors import InputError
+from portmargin.io.limits import check_instrument, check_quantity
 from portmargin.market.snapshot import MarketSnapshot
 from portmargin.models import MarginModel
 from portmargin.risk import instrument_table
@@ -85,7 +86,8 @@ def parse_trade(text: str) -> tuple[str, float]:
         raise InputError(f"trade {text!r}: quantity {qty_text!r} is not a number") from None
     if not math.isfinite(qty) or qty == 0.0:
         raise InputError(f"trade {text!r}: quantity must be finite and non-zero")
-    return name.strip(), qty
+    check_quantity(qty, f"trade {text!r}: quantity")
+    return check_instrument(name.strip(), f"trade {text!r}: instrument"), qty
 
 
 def trade_cash(trades: Mapping[str, float], market: MarketSnapshot) -> dict[str, float]:

@@ -232,20 +232,6 @@ def _rejects(
     return out, left
 
 
-def _balances(
-    q: sp.csr_array, session: MarginSession, currencies: frozenset[str]
-) -> list[dict[str, float]]:
-    """Per row of ``q``, the cash balances in ``currencies`` (the account layer's)."""
-    cols = [int(c) for c in session.cash_cols if session.columns[c][5:] in currencies]
-    sub = sp.csr_array(q[:, cols])
-    ccys = [session.columns[c][5:] for c in cols]
-    out: list[dict[str, float]] = [{} for _ in range(sub.shape[0])]
-    rows = np.repeat(np.arange(sub.shape[0]), np.diff(sub.indptr))
-    for r, j, v in zip(rows.tolist(), sub.indices.tolist(), sub.data.tolist(), strict=True):
-        out[r][ccys[j]] = v
-    return out
-
-
 def run_batch(
     positions: PositionsFile,
     market: MarketSnapshot,
@@ -279,7 +265,8 @@ def run_batch(
     InputError
         With ``on_error="refuse"``: ``file: row N: field: reason``.
     """
-    from portmargin.accounts import BALANCE_CURRENCIES, Account, AccountSettings, BatchMargin
+    from portmargin.accounts import STATUSES, AccountSettings, BatchMargin
+    from portmargin.units import usd_rate
 
     st = settings or AccountSettings()
     t0 = time.perf_counter()
@@ -322,24 +309,21 @@ def run_batch(
     for lo in range(0, n, chunk):
         hi = min(lo + chunk, n)
         qk = sp.csr_array(q[lo:hi])
-        part = session.margin(session.book(accounts[lo:hi], qk))
+        book = session.book(accounts[lo:hi], qk)
+        part = session.margin(book)
         parts.append(part)
-        balances = _balances(qk, session, BALANCE_CURRENCIES)
-        group = [Account(a, {}, b) for a, b in zip(accounts[lo:hi], balances, strict=True)]
-        figures = batch.figures(group, part, market, dict.fromkeys(accounts[lo:hi], "portfolio"))
-        pools = [p for m in figures for p in m.pools]
+        dec = batch.decide(session, book, part)  # the account layer's rules, vectorised
         a_idx, p_idx = np.nonzero(part.present)
-        if [p.currency for p in pools] != [part.pools[i] for i in p_idx.tolist()]:
-            raise AssertionError("the account layer's pools differ from the session's")
-        worst = [m.status.value for m in figures]
-        calls += worst.count("margin_call")
-        liquidations += worst.count("liquidation")
-        account_status.extend(worst[i] for i in a_idx.tolist())
-        status.extend(p.status.value for p in pools)
-        haircut.extend(p.haircut for p in pools)
-        rate.extend(p.usd_rate for p in pools)
-        im_usd.extend(p.initial_margin * p.usd_rate for p in pools)
-        deficit.extend(max(-p.initial_excess, 0.0) * p.usd_rate for p in pools)
+        calls += int(np.count_nonzero(dec.account_status == 1))
+        liquidations += int(np.count_nonzero(dec.account_status == 2))
+        account_status.extend(STATUSES[c].value for c in dec.account_status[a_idx].tolist())
+        status.extend(STATUSES[c].value for c in dec.status[a_idx, p_idx].tolist())
+        haircut.extend(dec.haircut[a_idx, p_idx].tolist())
+        rates = np.array([usd_rate(p, market) for p in part.pools])[p_idx]
+        rate.extend(rates.tolist())
+        im_usd.extend((part.initial_margin[a_idx, p_idx] * rates).tolist())
+        short = np.maximum(part.initial_margin - dec.equity, 0.0)[a_idx, p_idx]
+        deficit.extend((short * rates).tolist())
         if progress is not None:
             progress(hi, n)
     result = BatchResult.concat(parts) if parts else session.margin(session.book([], q[:0]))

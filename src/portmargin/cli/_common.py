@@ -224,7 +224,10 @@ def resolve_book(book: Portfolio, market: MarketSnapshot, *, where: str) -> dict
             inst = market.instrument(name)
             out[inst.name] = market.quote_source(inst).value
         except PortmarginError as exc:
-            raise InputError(f"{where}: {name}: {exc} (market: {market.source})") from None
+            from portmargin.io.names import did_you_mean
+
+            hint = did_you_mean(name, market)
+            raise InputError(f"{where}: {name}: {exc}{hint} (market: {market.source})") from None
     return out
 
 

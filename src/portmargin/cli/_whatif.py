@@ -35,6 +35,7 @@ from portmargin.cli._common import (
 )
 from portmargin.cli._pools import PoolView, mode_line, pool_table
 from portmargin.errors import ParameterError
+from portmargin.io.limits import check_quantity
 
 if TYPE_CHECKING:
     from portmargin.accounts import AccountMargin, WhatIf
@@ -159,6 +160,7 @@ def register(app: typer.Typer) -> None:
         for text in trade:
             name, qty = parse_trade(text)
             trades[name] = trades.get(name, 0.0) + qty
+            check_quantity(trades[name], f"--trade {name}: net quantity")
         quotes = resolve_book(book, snap, where=str(portfolio))
         quotes.update(resolve_book(Portfolio.of(trades), snap, where="--trade"))
         if strict_quotes:
