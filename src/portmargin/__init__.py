@@ -112,8 +112,16 @@ _SOURCES = {
 }
 
 
+# Subpackages reachable as attributes before anything imported them (``pm.io.market_files``).
+_SUBPACKAGES = frozenset(
+    {"accounts", "batch", "derive", "io", "market", "models", "monitor", "rules", "storage"}
+)
+
+
 def __getattr__(name: str) -> _typing.Any:
     """Load a public name from its module on first use (then it is a plain attribute)."""
+    if name in _SUBPACKAGES:
+        return _import_module(f"portmargin.{name}")
     module = _SOURCES.get(name)
     if module is None:
         raise AttributeError(f"module 'portmargin' has no attribute {name!r}")

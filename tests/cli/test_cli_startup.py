@@ -35,10 +35,6 @@ def test_help_lists_every_command(capsys: pytest.CaptureFixture[str]) -> None:
         assert name in out
 
 
-@pytest.mark.xfail(
-    reason="cli/_batch.py and cli/_monitor.py still import the engine at module level",
-    strict=False,
-)
 def test_help_imports_no_heavy_dependency() -> None:
     assert _loaded_after(["--help"]) == ["[]"]
 
