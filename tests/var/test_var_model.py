@@ -22,7 +22,9 @@ def test_shipped_models_load_and_register(monkeypatch: pytest.MonkeyPatch) -> No
     import portmargin.methods as methods
     from portmargin.var import register
 
-    # the registry is process-wide: register into a copy that the test discards
+    # the registry is process-wide: let the built-in extras register first (their packages
+    # register once, on first import), then register into a copy that the test discards
+    methods.available_methods()
     monkeypatch.setattr(methods, "_EXTRA", dict(methods._EXTRA))
     register()
     assert shipped_var_models() == SHIPPED
