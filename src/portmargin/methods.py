@@ -13,6 +13,10 @@ components; per book: the totals in the pool currency or in USD). The families:
     file (``engine = ...``); the strategy decomposition is the result's ``detail``.
 ``derive``
     Derive's PMRM_2 (:mod:`portmargin.derive`) applied to a book.
+``var``
+    VaR / expected shortfall over historical or Monte Carlo scenarios (:mod:`portmargin.var`):
+    ``var``, ``var-hs``, ``var-mc``, ... or a TOML file with ``family = "var"``; a
+    :class:`~portmargin.models.MarginModel` whose scenario sets come from history.
 
 :func:`load_method` resolves a name or a TOML path to its method; ``compare`` and
 ``models`` iterate methods instead of adapting between engines.
@@ -24,12 +28,12 @@ import tomllib
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal, Protocol, runtime_checkable
+from typing import Protocol, runtime_checkable
 
 from portmargin.errors import InputError, ParameterError, PortmarginError
 from portmargin.market.snapshot import MarketSnapshot
 from portmargin.models.config import available_models
-from portmargin.models.model import load_model
+from portmargin.models.model import Family, load_model
 from portmargin.models.result import MarginResult, PoolResult
 from portmargin.portfolio import Portfolio
 from portmargin.rules import RuleSet, RulesResult, load_rule_set, rules_margin
@@ -45,8 +49,6 @@ __all__ = [
     "load_method",
     "register_method",
 ]
-
-Family = Literal["portfolio", "rules", "derive"]
 
 
 @runtime_checkable
@@ -184,7 +186,10 @@ def register_method(info: MethodInfo, loader: _Loader) -> None:
 def _register_builtin_extras() -> None:
     """Import the packages that register further methods (``derive``, ``spanfile``)."""
     import portmargin.derive
-    import portmargin.spanfile  # noqa: F401  (registers "spanfile" via register_method)
+    import portmargin.spanfile
+    import portmargin.var
+
+    portmargin.var.register()  # "var", "var-hs", "var-mc", ... (docs/methodology/var.md)
 
 
 def available_methods() -> list[MethodInfo]:
@@ -229,6 +234,10 @@ def load_method(
             head = tomllib.loads(Path(name).read_text(encoding="utf-8"))
         except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
             raise ParameterError(f"{name}: cannot read method file: {exc}") from None
+        if head.get("family") == "var":
+            from portmargin.var import load_var_model
+
+            return load_var_model(name, params_file=pfile, cross=cross)
         family = "rules" if "engine" in head and "grid" not in head else "portfolio"
     if family == "rules":
         if pfile is not None or cross:

@@ -35,7 +35,7 @@ def test_shipped_models_load_and_register(monkeypatch: pytest.MonkeyPatch) -> No
         assert name in names
         method = load_method(name)
         assert isinstance(method, VarModel)
-        assert method.family == "portfolio"
+        assert method.family == "var"  # its own family in `portmargin models`
     var = load_var_params("var")
     assert (var.method, var.risk_measure, var.confidence, var.horizon_days) == (
         "fhs",

@@ -21,7 +21,9 @@ from rich.markup import escape
 
 from portmargin.cli import (
     _accounts,
+    _backtest,
     _batch,
+    _calibrate,
     _demo,
     _keys,
     _margin,
@@ -77,6 +79,8 @@ _monitor.register(app)
 _accounts.register(app)
 _serve.register(app)
 _keys.register(app)
+_backtest.register(app)
+_calibrate.register(app)
 
 # A NumPy scalar's repr (``np.float64(0.5)``) is noise in a message meant for a person.
 _NUMPY_REPR = re.compile(r"np\.(?:float|int|bool_?)\d*\(([^()]*)\)")

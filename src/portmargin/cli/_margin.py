@@ -63,6 +63,8 @@ _MEANINGS = {
     "weighted_price_risk": "price risk per unit of net delta (inter-commodity credits)",
     "maintenance_factor": "maintenance requirement per unit of SPAN risk (file)",
     "initial_factor": "initial requirement per unit of SPAN risk (file)",
+    "var_stress_floor": "top-up to the measure over the stressed period's scenarios",
+    "var_liquidity": "square-root-impact add-on for gross options large against open interest",
 }
 
 # Units of the explanatory details that are not amounts in the pool currency.

@@ -29,7 +29,10 @@ from portmargin.risk import RiskArray, instrument_table, risk_array
 from portmargin.scenarios import ScenarioSet
 from portmargin.units import USD, pool_currency
 
-__all__ = ["MarginModel", "load_model"]
+__all__ = ["Family", "MarginModel", "load_model"]
+
+Family = Literal["portfolio", "rules", "derive", "var"]
+"""The families of margin methods (:mod:`portmargin.methods`)."""
 
 
 class MarginModel:
@@ -78,7 +81,7 @@ class MarginModel:
         )
 
     @property
-    def family(self) -> Literal["portfolio"]:
+    def family(self) -> Family:
         """``portfolio``: a scenario-based portfolio-margin method."""
         return "portfolio"
 

@@ -59,4 +59,4 @@ def register() -> None:
         ) -> VarModel:
             return load_var_model(_name, params_file=params_file, cross=cross)
 
-        register_method(MethodInfo(name, "portfolio", spec.description), loader)
+        register_method(MethodInfo(name, "var", spec.description), loader)

@@ -52,7 +52,7 @@ from portmargin.market.snapshot import MarketSnapshot
 from portmargin.models._common import params_of, pool_per_underlying_unit, project
 from portmargin.models.config import ChargeParams, ModelParams
 from portmargin.models.engine import CHARGES, CREDITS, ChargeContext, CreditContext
-from portmargin.models.model import MarginModel
+from portmargin.models.model import Family, MarginModel
 from portmargin.models.result import MarginResult
 from portmargin.portfolio import Portfolio
 from portmargin.risk import InstrumentTable, RiskArray, risk_array
@@ -158,6 +158,11 @@ class VarModel(MarginModel):
         self.stress = stress
         self._cross_arg = cross
         super().__init__(_model_params(spec, moves, stress), cross=cross)
+
+    @property
+    def family(self) -> Family:
+        """``var``: VaR / expected shortfall over historical or simulated scenarios."""
+        return "var"
 
     def _build_scenarios(self, underlying: str) -> ScenarioSet:
         if underlying not in self.moves.spot:
