@@ -18,7 +18,7 @@ from portmargin.portfolio import Portfolio
 
 __all__ = ["STRADDLE_DEPOSIT", "example_portfolios", "linear_portfolios", "seed_portfolios"]
 
-STRADDLE_DEPOSIT = {"BTC": 0.2, "USDC": 14_000.0}
+STRADDLE_DEPOSIT = {"BTC": 0.3, "USDC": 14_000.0}
 """Collateral the short straddles hold beyond their premium (inverse book, linear book)."""
 
 
@@ -58,7 +58,7 @@ def example_portfolios() -> list[tuple[str, Portfolio]]:
             "Short straddle (70k call + 70k put) hedged with long futures",
             Portfolio.of(
                 {"BTC-27MAR26-70000-C": -1, "BTC-27MAR26-70000-P": -1, "BTC-27MAR26": 0.08},
-                {"BTC": 0.32867249},
+                {"BTC": 0.42867249},
                 name="hedged_straddle",
             ),
         ),

@@ -23,10 +23,10 @@ def test_the_calibrated_files_load_over_their_models() -> None:
         assert path.is_file()
         params = load_model_params(model, overrides=path)
         assert params.overrides == (str(path),)
-        # calibrated at 99 % of 2-day moves with stress: wider than the shipped BTC range
+        # calibrated at 99 % of 2-day moves with stress: wider than the 2026.1 BTC range
         assert (
             params.underlying("BTC").price_range
-            > load_model_params(model).underlying("BTC").price_range
+            > load_model_params(f"{model}-2026.1").underlying("BTC").price_range
         )
 
 

@@ -106,7 +106,7 @@ def test_unshocked_scenario_is_exactly_zero_and_put_call_parity_of_arrays() -> N
 
 
 def test_span16_grid_layout() -> None:
-    scen = load_model("span16").scenario_set("BTC")
+    scen = load_model("span16-2026.1").scenario_set("BTC")
     assert len(scen) == 16
     psr = 0.15
     expected = [

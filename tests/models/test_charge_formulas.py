@@ -113,7 +113,7 @@ def test_composite_delta_is_taken_one_day_ahead_at_the_seven_shifted_forwards() 
     # 12 %, look-ahead 1 day). A 2-day OTM call, where both the day and the shift matter.
     name = "BTC-27FEB26-74000-C"
     F, K, T, sigma, _ = _inputs(name)
-    u = load_model_params("span").underlying("BTC")
+    u = load_model_params("span-2026.1").underlying("BTC")
     psr, look = u.price_range, u.lookahead_days / YEAR_DAYS
     assert (psr, u.lookahead_days) == (0.12, 1.0)
 
@@ -125,7 +125,7 @@ def test_composite_delta_is_taken_one_day_ahead_at_the_seven_shifted_forwards() 
         )
 
     expected = weighted(psr, T - look)
-    model = load_model("span")
+    model = load_model("span-2026.1")
     ctx = _context(model, [name], np.ones((1, 1)), ChargeParams(kind="x"), coin_pool=False)
     got = float(composite_delta(ctx)[0])
     assert got == pytest.approx(expected, rel=1e-12)
@@ -144,7 +144,7 @@ def test_composite_delta_of_an_option_expiring_within_the_look_ahead_is_its_intr
     F, K, _, _, _ = _inputs(name)
     inside = [F * (1 + k / 3 * 0.12) > K for k in (-3, -2, -1, 0, 1, 2, 3)]
     assert inside == [False] * 6 + [True]
-    model = load_model("span")
+    model = load_model("span-2026.1")
     ctx = _context(model, [name], np.ones((1, 1)), ChargeParams(kind="x"), coin_pool=False)
     assert float(composite_delta(ctx)[0]) == pytest.approx(0.037, rel=REL)
 
@@ -162,7 +162,7 @@ def test_intra_and_spot_charges_consume_the_option_composite_delta() -> None:
         w * _call_delta(F * (1 + k / 3 * 0.12), K, T - 1 / YEAR_DAYS, sigma)
         for w, k in zip(WEIGHTS, (-3, -2, -1, 0, 1, 2, 3), strict=True)
     )
-    r = load_model("span").margin(pm.Portfolio.of({name: 1, "BTC-PERPETUAL": -2}), MARKET)
+    r = load_model("span-2026.1").margin(pm.Portfolio.of({name: 1, "BTC-PERPETUAL": -2}), MARKET)
     assert r.components["span_intra_commodity"] == pytest.approx(cd * 0.0025 * S_BTC, rel=1e-9)
     assert r.components["span_spot"] == pytest.approx(cd * 0.0025 * S_BTC, rel=1e-9)
     # charging the tier-1 delta as remaining (spreads ignored) would give twice that
@@ -182,7 +182,7 @@ def test_spot_charge_splits_consumed_and_remaining_delta() -> None:
     )
     cd3 = -3 * cd
     assert cd3 < -1
-    r = load_model("span").margin(pm.Portfolio.of({name: -3, "BTC-PERPETUAL": 1}), MARKET)
+    r = load_model("span-2026.1").margin(pm.Portfolio.of({name: -3, "BTC-PERPETUAL": 1}), MARKET)
     assert r.components["span_intra_commodity"] == pytest.approx(0.0025 * S_BTC, rel=1e-9)
     expected = (1 * 0.0025 + abs(cd3 + 1) * 0.005) * S_BTC
     assert r.components["span_spot"] == pytest.approx(expected, rel=1e-9)
@@ -202,7 +202,7 @@ def test_short_option_minimum_counts_short_options_only() -> None:
         "BTC-27MAR26-30000-P": -1,
         "BTC-27MAR26-140000-C": 3,
     }
-    r = load_model("span").margin(pm.Portfolio.of(book), MARKET)
+    r = load_model("span-2026.1").margin(pm.Portfolio.of(book), MARKET)
     som = 0.01 * S_BTC * (2 + 1)
     assert r.components["span_short_option_minimum"] > 0  # it binds
     assert r.maintenance_margin == pytest.approx(som, rel=1e-9)
@@ -227,7 +227,7 @@ def test_short_option_minimum_amounts_per_account(coin_pool: bool, unit: float) 
         ]
     )
     shorts = [(2.0, 1.0), (0.0, 4.0), (2.0, 0.5), (0.0, 0.0)]
-    model = load_model("span")
+    model = load_model("span-2026.1")
     gross = short_option_minimum(
         _context(model, names, q, ShortOptionMinimumParams(rate=0.01), coin_pool=coin_pool)
     )
@@ -247,7 +247,7 @@ def test_short_option_minimum_amounts_per_account(coin_pool: bool, unit: float) 
 def test_short_option_minimum_rate_per_underlying() -> None:
     # span.toml: rate 1 %, ETH = { rate = 1.5 % }: 4 short far-OTM ETH calls in the USD pool
     # need 0.015 · 3,500 · 4 = 210.
-    model = load_model("span")
+    model = load_model("span-2026.1")
     cp = _charge("span", "span_short_option_minimum")
     ctx = _context(model, ["ETH-27MAR26-7000-C"], np.array([[-4.0]]), cp, coin_pool=False)
     assert float(short_option_minimum(ctx)[0]) == pytest.approx(0.015 * S_ETH * 4, rel=REL)
@@ -258,7 +258,7 @@ def test_tims_minimum_counts_every_option_contract() -> None:
     # contract, read as 0.375 % of the index): long and short options alike, futures not.
     #   minimum = 0.00375 · S · (|−2| + |+3|) = 1,312.5 USD; the scan risk is below it.
     book = {"BTC-27MAR26-130000-C": -2, "BTC-27MAR26-140000-C": 3, "BTC-PERPETUAL": 0.001}
-    r = load_model("tims").margin(pm.Portfolio.of(book), MARKET)
+    r = load_model("tims-2026.1").margin(pm.Portfolio.of(book), MARKET)
     expected = 0.00375 * S_BTC * (2 + 3)
     assert r.components["tims_minimum_per_contract"] > 0  # it binds
     assert r.maintenance_margin == pytest.approx(expected, rel=1e-9)

@@ -151,7 +151,7 @@ def test_scanning_spread_through_the_span_model(tmp_path: Path) -> None:
     # 21,000 − 8,400 = 12,600, split 8,400 : 12,600 → 5,040 and 7,560.
     demo = pm.demo_market()
     over = _write(tmp_path, "scan.toml", SCANNING_OVER_SPAN)
-    model = load_model("span", params_file=str(over))
+    model = load_model("span-2026.1", params_file=str(over))
     r = model.margin(pm.Portfolio.of({"BTC-PERPETUAL": 1, "ETH-PERPETUAL": -20}), demo)
     by = {u.underlying: u for u in r.by_underlying}
     assert by["BTC"].scanning_risk == pytest.approx(8_400.0, rel=1e-9)
@@ -169,7 +169,7 @@ def test_one_kind_of_inter_commodity_credit_per_underlying(tmp_path: Path) -> No
         'spreads = [ { legs = ["BTC", "ETH"], rate = 0.5 } ]\n',
     )
     with pytest.raises(ParameterError, match=r"BTC is also a leg of credits\[0\]"):
-        load_model_params("span", overrides=both)
+        load_model_params("span-2026.1", overrides=both)
 
 
 # ----------------------------------------------------------------------------------------
@@ -188,7 +188,7 @@ def test_short_option_minimum_per_contract_in_usd(tmp_path: Path) -> None:
             '[[charges]]\nkind = "span_short_option_minimum"\nrate = 0.0\n'
             f'per_contract_usd = 250.0\nmethod = "{method}"\nETH = {{ rate = 0.0 }}\n',
         )
-        r = load_model("span", params_file=str(over)).margin(book, demo)
+        r = load_model("span-2026.1", params_file=str(over)).margin(book, demo)
         assert r.maintenance_margin == pytest.approx(expected, rel=1e-9)
         som = r.components["span_short_option_minimum"]
         assert som == pytest.approx(expected - r.components["scanning_risk"], rel=1e-9)
@@ -210,10 +210,10 @@ def test_pnl_base_mark_shifts_every_scenario_by_model_minus_mark(tmp_path: Path)
         options={name: OptionQuote(mark_iv=0.55, mark_price=0.07)},
     )
     book = pm.Portfolio.of({name: 1})
-    by_model = load_model("tims").margin(book, market)
+    by_model = load_model("tims-2026.1").margin(book, market)
     over = _write(tmp_path, "mark.toml", '[underlyings.default]\npnl_base = "mark"\n')
-    by_mark = load_model("tims", params_file=str(over)).margin(book, market)
-    assert load_model_params("tims").underlying("BTC").pnl_base == "model"
+    by_mark = load_model("tims-2026.1", params_file=str(over)).margin(book, market)
+    assert load_model_params("tims-2026.1").underlying("BTC").pnl_base == "model"
     table = pm.instrument_table([market.instrument(name)], market)
     F, model_usd = float(table.F[0]), float(table.value_usd[0])
     shift = 0.07 * F - model_usd

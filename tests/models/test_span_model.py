@@ -83,7 +83,7 @@ def test_futures_only_btc_eth_spread_through_the_model(demo: MarketSnapshot) -> 
     # Long 1 BTC perp (70,000 USD), short 20 ETH perp (70,000 USD) in the span model:
     # price risk of a future = its scan loss (no vol, no time), composite delta = quantity,
     # WFPR = PriceRisk/|delta USD|; n = 70,000; credit = n x WFPR x 0.5 = PriceRisk x 0.5.
-    r = load_model("span").margin(pm.Portfolio.of({"BTC-PERPETUAL": 1, "ETH-PERPETUAL": -20}), demo)
+    r = load_model("span-2026.1").margin(pm.Portfolio.of({"BTC-PERPETUAL": 1, "ETH-PERPETUAL": -20}), demo)
     by = {u.underlying: u for u in r.by_underlying}
     for und in ("BTC", "ETH"):
         pr = by[und].details["price_risk"]
@@ -95,7 +95,7 @@ def test_futures_only_btc_eth_spread_through_the_model(demo: MarketSnapshot) -> 
 def test_short_option_minimum_binds_on_far_otm_shorts(demo: MarketSnapshot) -> None:
     # 2 short BTC 130,000 calls: SOM = 1 % x 2 x 70,000 = 1,400 USD (gross).
     book = pm.Portfolio.of({"BTC-27MAR26-130000-C": -2})
-    r = load_model("span").margin(book, demo)
+    r = load_model("span-2026.1").margin(book, demo)
     assert r.maintenance_margin == pytest.approx(1_400.0, rel=1e-9)
     assert r.initial_margin == pytest.approx(1.1 * 1_400.0, rel=1e-9)
     assert r.components["span_short_option_minimum"] == pytest.approx(
@@ -106,7 +106,7 @@ def test_short_option_minimum_binds_on_far_otm_shorts(demo: MarketSnapshot) -> N
 def test_som_max_method(demo: MarketSnapshot, tmp_path: pytest.TempPathFactory) -> None:
     # Short 1 call + short 2 puts far OTM: gross 3 x 700 = 2,100; max = 2 x 700 = 1,400.
     book = pm.Portfolio.of({"BTC-27MAR26-130000-C": -1, "BTC-27MAR26-30000-P": -2})
-    gross = load_model("span").margin(book, demo).maintenance_margin
+    gross = load_model("span-2026.1").margin(book, demo).maintenance_margin
     assert gross == pytest.approx(2_100.0, rel=1e-9)
     over = tmp_path / "max.toml"  # type: ignore[operator]
     over.write_text(
@@ -114,7 +114,7 @@ def test_som_max_method(demo: MarketSnapshot, tmp_path: pytest.TempPathFactory) 
         "rate = 0.01\n",
         encoding="utf-8",
     )
-    mx = load_model("span", params_file=str(over)).margin(book, demo).maintenance_margin
+    mx = load_model("span-2026.1", params_file=str(over)).margin(book, demo).maintenance_margin
     assert mx == pytest.approx(1_400.0, rel=1e-9)
 
 
@@ -122,6 +122,6 @@ def test_calendar_across_tiers_pays_the_intra_charge(demo: MarketSnapshot) -> No
     # Long the perpetual (tier 0), short the 27MAR26 future (30 days ->
     # tier 3): spread (0, 3) at 1.24 % of 70,000 per coin = 868 USD.
     book = pm.Portfolio.of({"BTC-PERPETUAL": 1, "BTC-27MAR26": -1})
-    r = load_model("span").margin(book, demo)
+    r = load_model("span-2026.1").margin(book, demo)
     assert r.components["span_intra_commodity"] == pytest.approx(0.0124 * 70_000, rel=1e-9)
     assert r.maintenance_margin == pytest.approx(sum(r.components.values()), rel=1e-12)
