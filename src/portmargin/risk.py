@@ -247,8 +247,16 @@ def instrument_table(instruments: Sequence[Instrument], market: MarketSnapshot) 
     opt_delta = black76_delta(F, np.where(is_option, K, 1.0), T, sigma, is_call, df=df)
     delta = np.where(settled, 0.0, mult * np.where(is_option, opt_delta, 1.0))
     mark_settle = np.zeros(n)
-    if opt.size:
-        marks = np.array([market.mark_price(insts[i]) for i in opt])
+    if opt.size:  # quoted marks as they are; unquoted live options priced in one call
+        marks = np.array([market.option_price.get(insts[i].name, np.nan) for i in opt])
+        miss = [int(j) for j in np.flatnonzero(np.isnan(marks))]
+        live = [j for j in miss if not settled[opt[j]]]
+        if live:
+            priced = [x for j in live if isinstance(x := insts[opt[j]], Option)]
+            marks[live] = market.option_model_prices(priced)
+        for j in miss:
+            if settled[opt[j]]:
+                marks[j] = market.mark_price(insts[opt[j]])
         mark_settle[opt] = mult[opt] * marks
     spot = [i for i, k in enumerate(kinds) if k is InstrumentKind.SPOT]
     if spot:

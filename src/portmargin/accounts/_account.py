@@ -466,11 +466,14 @@ def evaluate_account(
     market: MarketSnapshot,
     model: MarginModel,
     settings: AccountSettings | None = None,
+    *,
+    method: str | None = None,
 ) -> AccountMargin:
     """Margin one account: the pipeline's pools, haircuts, gate and status.
 
     The account is a batch of one on a session over its own instruments (the same path as
-    :class:`~portmargin.accounts.BatchMargin` and the monitor).
+    :class:`~portmargin.accounts.BatchMargin` and the monitor). ``method`` keeps a margin
+    method decided earlier instead of applying the gate now.
 
     Raises
     ------
@@ -481,7 +484,7 @@ def evaluate_account(
     positions = canonical_positions(account, market)
     session = model.session(market, tuple(positions))
     row = session.margin_positions(positions, account.balances)
-    return account_margin(account, market, s, batch_pools(row, 0), cross=model.cross)
+    return account_margin(account, market, s, batch_pools(row, 0), cross=model.cross, method=method)
 
 
 def canonical_positions(account: Account, market: MarketSnapshot) -> dict[str, float]:

@@ -537,10 +537,11 @@ def build_market(
         For a malformed or unknown instrument name, or a strike above 1e9.
     """
     t0 = check_time(valuation_time, "valuation_time")
-    table: dict[str, ProductSpec] = dict(BUILTIN_PRODUCTS)
+    own: dict[str, ProductSpec] = dict(BUILTIN_PRODUCTS)
     for code, spec in (products or {}).items():
         check_multiplier(spec.multiplier, f"products.{code}.multiplier")
-        table[code] = spec
+        own[code] = spec
+    table = MappingProxyType(own)  # read-only: instrument parsing caches it by identity
     unds: dict[str, UnderlyingQuote] = {}
     for name, q in underlyings.items():
         spot = check_price(q.spot, f"underlyings.{name}.spot")
@@ -596,7 +597,7 @@ def build_market(
     ]
     base = MarketSnapshot(
         valuation_time=t0,
-        products=MappingProxyType(table),
+        products=table,
         underlyings=MappingProxyType(unds),
         forwards=MappingProxyType(fwd),
         futures=MappingProxyType(fut),

@@ -73,11 +73,9 @@ from portmargin.accounts import (
     AccountMargin,
     AccountSettings,
     Ledger,
-    account_margin,
-    canonical_positions,
+    evaluate_account,
     pre_trade,
 )
-from portmargin.accounts._account import batch_pools
 from portmargin.errors import PortmarginError, StorageError
 from portmargin.instruments import (
     BUILTIN_PRODUCTS,
@@ -499,16 +497,8 @@ class Monitor:
         if why:
             return why
         try:
-            positions = canonical_positions(a, full)
-            session = self.model.session(full, tuple(positions))
-            row = session.margin_positions(positions, a.balances)
-            m = account_margin(
-                a,
-                full,
-                self.settings,
-                batch_pools(row, 0),
-                cross=self.model.cross,
-                method=self.methods.get(a.account_id),
+            m = evaluate_account(
+                a, full, self.model, self.settings, method=self.methods.get(a.account_id)
             )
         except StorageError:
             raise

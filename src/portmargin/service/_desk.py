@@ -379,7 +379,7 @@ class Desk:
             raise
         out = Outcome(seq, events or [], skipped=events is None)
         if events is None:
-            return out, self._make_view() if mon.market is not None else self.view
+            return out, self._make_view() if mon.margined else self.view
         out.changed = [m for a, m in mon.margins.items() if before.get(a) is not m]
         try:
             out.numbered = events_after(self.store, self._last_event, limit=100_000)
@@ -638,18 +638,10 @@ class Desk:
     def _add_account(self, account: Account) -> None:
         """Store ``account`` and restart the monitor on the stored accounts (worker thread)."""
         self.store.save_accounts([account])
-        old = self._monitor
-        mon = Monitor(self.store, self.model, self.account_settings, feed_name=self.feed_name)
-        mon.states = dict(old.states)
-        mon.feed_time = old.feed_time
-        mon.margins = dict(old.margins)
-        mon.recent = old.recent
-        self._monitor = mon
+        self._monitor.reload()  # the market state (settlements, start indices) is kept
         self.view = self._make_view()
 
 
 def _cursor(store: Store, feed: str) -> int:
     c = store.cursor(feed)
     return 0 if c is None else c.last_seq
-
-
