@@ -53,6 +53,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, fields
+from datetime import datetime
 
 import numpy as np
 import numpy.typing as npt
@@ -61,8 +62,9 @@ from portmargin._types import BoolArray, FloatArray, IntArray
 from portmargin.errors import InstrumentError, MarketDataError
 from portmargin.instruments import Future, Instrument, InstrumentKind, Option
 from portmargin.market.limits import MULTIPLIER_MAX, PRICE_MAX, SETTLEMENT_WINDOW
-from portmargin.market.snapshot import MarketSnapshot
+from portmargin.market.snapshot import MarketSnapshot, QuoteSource
 from portmargin.pricing import black76_delta, black76_price
+from portmargin.pricing._compiled import kernel, risk_pnl
 from portmargin.scenarios import ScenarioSet
 
 __all__ = [
@@ -175,11 +177,105 @@ class InstrumentTable:
         return tuple(x.settlement_currency for x in self.instruments)
 
 
+@dataclass(frozen=True, slots=True)
+class _Static:
+    """What an instrument table needs of its instruments alone (no market), computed once.
+
+    Instruments are immutable values, so these columns are cached by the tuple of names
+    (:func:`_static`); a market state only adds its per-expiry and per-name look-ups.
+    """
+
+    instruments: tuple[Instrument, ...]
+    underlying: str
+    is_option: BoolArray
+    is_call: BoolArray
+    inverse: BoolArray
+    multiplier: FloatArray
+    K: FloatArray
+    kind: IntArray
+    dates: tuple[datetime, ...]  # distinct expiries, sorted
+    group: IntArray  # 0 undated, else 1 + rank of the row's expiry in ``dates``
+    opt: IntArray  # option rows
+    option_names: tuple[str, ...]
+    perp: IntArray
+    spot: IntArray
+    fut: IntArray  # dated-future rows
+
+    @classmethod
+    def of(cls, insts: tuple[Instrument, ...]) -> _Static:
+        """The static columns of ``insts`` (one underlying; strikes within the limits)."""
+        unds = {x.underlying for x in insts}
+        if len(unds) != 1:
+            raise MarketDataError(f"instrument table needs one underlying, got {sorted(unds)}")
+        for x in insts:
+            if x.multiplier > MULTIPLIER_MAX or (isinstance(x, Option) and x.strike > PRICE_MAX):
+                raise InstrumentError(
+                    f"instrument {x.name!r}: strike or multiplier beyond the market limits "
+                    f"({PRICE_MAX:g} USD, {MULTIPLIER_MAX:g})"
+                )
+        kinds = [x.kind for x in insts]
+        is_option = np.array([k is InstrumentKind.OPTION for k in kinds], dtype=np.bool_)
+        opt = np.flatnonzero(is_option).astype(np.int64)
+        K = np.zeros(len(insts))
+        K[opt] = [x.strike for x in insts if isinstance(x, Option)]
+        dates = tuple(sorted({x.expiry for x in insts if x.expiry is not None}))
+        ranks = {e: 1 + r for r, e in enumerate(dates)}
+        out = cls(
+            instruments=insts,
+            underlying=unds.pop(),
+            is_option=is_option,
+            is_call=np.array([x.is_call for x in insts], dtype=np.bool_),
+            inverse=np.array([x.is_inverse for x in insts], dtype=np.bool_),
+            multiplier=np.array([x.multiplier for x in insts], dtype=np.float64),
+            K=K,
+            kind=np.array([KIND_CODES[k] for k in kinds], dtype=np.int64),
+            dates=dates,
+            group=np.array(
+                [0 if x.expiry is None else ranks[x.expiry] for x in insts], dtype=np.int64
+            ),
+            opt=opt,
+            option_names=tuple(insts[i].name for i in opt.tolist()),
+            perp=np.array(
+                [i for i, k in enumerate(kinds) if k is InstrumentKind.PERPETUAL], dtype=np.int64
+            ),
+            spot=np.array(
+                [i for i, k in enumerate(kinds) if k is InstrumentKind.SPOT], dtype=np.int64
+            ),
+            fut=np.array([i for i, x in enumerate(insts) if isinstance(x, Future)], dtype=np.int64),
+        )
+        _freeze(out)
+        return out
+
+
+_STATIC: dict[tuple[str, ...], _Static] = {}
+_STATIC_MAX = 64
+
+
+def _same(a: Instrument, b: Instrument) -> bool:
+    return a is b or a == b
+
+
+def _static(insts: tuple[Instrument, ...]) -> _Static:
+    """The cached :class:`_Static` of ``insts`` (the same instruments, by identity or value)."""
+    key = tuple(x.name for x in insts)
+    hit = _STATIC.get(key)
+    same = hit is not None and len(hit.instruments) == len(insts)
+    if hit is not None and same and all(map(_same, hit.instruments, insts)):
+        return hit
+    out = _Static.of(insts)
+    if len(_STATIC) >= _STATIC_MAX:
+        _STATIC.pop(next(iter(_STATIC)))
+    _STATIC[key] = out
+    return out
+
+
 def instrument_table(instruments: Sequence[Instrument], market: MarketSnapshot) -> InstrumentTable:
     """Gather the pricing inputs of instruments on one underlying into column arrays.
 
     Settled rows (at or past expiry) take ``T = 0``, ``σ = 0``, ``F`` = the expiry's
     settlement price, zero delta; a settled option's value is its intrinsic value there.
+    The market is asked once per distinct expiry (year fraction, forward, expired or not)
+    and once per name (quotes); what depends on the instruments alone is cached.
 
     Raises
     ------
@@ -190,91 +286,83 @@ def instrument_table(instruments: Sequence[Instrument], market: MarketSnapshot) 
         If a strike or multiplier is beyond :mod:`portmargin.market.limits` (1e9, 1e6).
     """
     insts = tuple(instruments)
-    unds = {x.underlying for x in insts}
-    if len(unds) != 1:
-        raise MarketDataError(f"instrument table needs one underlying, got {sorted(unds)}")
-    und = unds.pop()
+    st = _static(insts)
+    und = st.underlying
     n = len(insts)
-    for x in insts:
-        if x.multiplier > MULTIPLIER_MAX or (isinstance(x, Option) and x.strike > PRICE_MAX):
-            raise InstrumentError(
-                f"instrument {x.name!r}: strike or multiplier beyond the market limits "
-                f"({PRICE_MAX:g} USD, {MULTIPLIER_MAX:g})"
-            )
-    kinds = [x.kind for x in insts]
-    is_option = np.array([k is InstrumentKind.OPTION for k in kinds], dtype=np.bool_)
-    is_call = np.array([x.is_call for x in insts], dtype=np.bool_)
-    inverse = np.array([x.is_inverse for x in insts], dtype=np.bool_)
-    mult = np.array([x.multiplier for x in insts], dtype=np.float64)
-    sources = [market.quote_source(x).value for x in insts]
-    settled = np.array([market.is_expired(x) for x in insts], dtype=np.bool_)
+    spot_price = market.index_price(und)  # raises for an unknown underlying
+    vt = market.valuation_time
+    dates = st.dates
+    expired_d = np.array([e <= vt for e in dates], dtype=np.bool_)
+    T_d = np.array([market.year_fraction(e) for e in dates], dtype=np.float64)
+    dated = st.group > 0
+    gi = np.maximum(st.group - 1, 0)
+    settled = dated & expired_d[gi] if dates else np.zeros(n, dtype=np.bool_)
+    live = dated & ~settled
     T = np.zeros(n)
-    K = np.zeros(n)
-    F = np.full(n, market.index_price(und))
-    live = [i for i, x in enumerate(insts) if x.expiry is not None and not settled[i]]
+    F = np.full(n, spot_price)
     roll = np.zeros(n)
-    if live:
-        expiries = [e for e in (insts[i].expiry for i in live) if e is not None]
-        T[live] = [market.year_fraction(e) for e in expiries]
-        F[live] = market.forwards_for(und, T[live], expiries)
+    if live.any():
+        live_d = np.flatnonzero(~expired_d)
+        F_d = np.zeros(len(dates))
+        F_d[live_d] = market.forwards_for(und, T_d[live_d], [dates[k] for k in live_d.tolist()])
+        T[live] = T_d[gi[live]]
+        F[live] = F_d[gi[live]]
         if rolls_on_spot(market, und):
             rate = market.rate(und)
-            for i, e in zip(live, expiries, strict=True):
-                if isinstance(insts[i], Option) and (und, e) not in market.forwards:
-                    roll[i] = rate
-    for i in np.flatnonzero(settled).tolist():
+            roll_d = np.array([0.0 if (und, e) in market.forwards else rate for e in dates])
+            rolled = live & st.is_option
+            roll[rolled] = roll_d[gi[rolled]]
+    settled_rows = np.flatnonzero(settled).tolist()
+    for i in settled_rows:
         x = insts[i]
         assert x.expiry is not None
         F[i] = market.settlement_price(und, x.expiry, instrument=x.name)
-    perp = [i for i, k in enumerate(kinds) if k is InstrumentKind.PERPETUAL]
-    if perp:
-        F[perp] = market.perpetual_price(und)
-    fut = [i for i, x in enumerate(insts) if isinstance(x, Future) and not settled[i]]
+    if st.perp.size:
+        F[st.perp] = market.perpetual_price(und)
+    fut = [i for i in st.fut.tolist() if not settled[i]]
     if fut:
         F[fut] = [market.mark_price(insts[i]) for i in fut]
     sigma = np.zeros(n)
-    opt = np.flatnonzero(is_option)
-    options = [x for x in insts if isinstance(x, Option)]
-    if options:
-        K[opt] = [x.strike for x in options]
-        sigma[opt] = market.option_vols(options)
-    df = np.where(is_option, market.discount_factor(und, T), 1.0)
-    value = np.where(
-        is_option,
-        mult * black76_price(F, np.where(is_option, K, 1.0), T, sigma, is_call, df=df),
-        0.0,
-    )
-    opt_delta = black76_delta(F, np.where(is_option, K, 1.0), T, sigma, is_call, df=df)
-    delta = np.where(settled, 0.0, mult * np.where(is_option, opt_delta, 1.0))
+    opt = st.opt
+    is_option, mult = st.is_option, st.multiplier
     mark_settle = np.zeros(n)
+    if opt.size:
+        iv_get, price_get = market.option_iv.get, market.option_price.get
+        vols = np.array([iv_get(nm, np.nan) for nm in st.option_names], dtype=np.float64)
+        no_iv = np.isnan(vols)
+        vols[no_iv & settled[opt]] = 0.0
+        surf = np.flatnonzero(no_iv & ~settled[opt])
+        if surf.size:  # unquoted live options: the market's surface, in one call
+            vols[surf] = market.option_vols([insts[i] for i in opt[surf].tolist()])
+        sigma[opt] = vols
+    df = np.where(is_option, market.discount_factor(und, T), 1.0)
+    K_safe = np.where(is_option, st.K, 1.0)
+    value = np.where(is_option, mult * black76_price(F, K_safe, T, sigma, st.is_call, df=df), 0.0)
+    opt_delta = black76_delta(F, K_safe, T, sigma, st.is_call, df=df)
+    delta = np.where(settled, 0.0, mult * np.where(is_option, opt_delta, 1.0))
     if opt.size:  # quoted marks as they are; unquoted live options priced in one call
-        marks = np.array([market.option_price.get(insts[i].name, np.nan) for i in opt])
+        marks = np.array([price_get(nm, np.nan) for nm in st.option_names], dtype=np.float64)
         miss = [int(j) for j in np.flatnonzero(np.isnan(marks))]
-        live = [j for j in miss if not settled[opt[j]]]
-        if live:
-            priced = [x for j in live if isinstance(x := insts[opt[j]], Option)]
-            marks[live] = market.option_model_prices(priced)
+        unquoted = [j for j in miss if not settled[opt[j]]]
+        if unquoted:
+            priced = [x for j in unquoted if isinstance(x := insts[opt[j]], Option)]
+            marks[unquoted] = market.option_model_prices(priced)
         for j in miss:
             if settled[opt[j]]:
                 marks[j] = market.mark_price(insts[opt[j]])
         mark_settle[opt] = mult[opt] * marks
-    spot = [i for i, k in enumerate(kinds) if k is InstrumentKind.SPOT]
-    if spot:
-        mark_settle[spot] = mult[spot] * F[spot]
-    kind = np.array([KIND_CODES[k] for k in kinds], dtype=np.int64)
-    dates = sorted({x.expiry for x in insts if x.expiry is not None})
-    ranks = {e: 1 + r for r, e in enumerate(dates)}
-    group = np.array([0 if x.expiry is None else ranks[x.expiry] for x in insts], dtype=np.int64)
-    expiry_years = np.zeros(len(ranks) + 1)
-    expiry_years[group] = T
+    if st.spot.size:
+        mark_settle[st.spot] = mult[st.spot] * F[st.spot]
+    expiry_years = np.zeros(len(dates) + 1)
+    expiry_years[st.group] = T
     return InstrumentTable(
         instruments=insts,
         underlying=und,
         is_option=is_option,
-        is_call=is_call,
-        inverse=inverse,
+        is_call=st.is_call,
+        inverse=st.inverse,
         F=F,
-        K=K,
+        K=st.K,
         T=T,
         sigma=sigma,
         df=df,
@@ -282,13 +370,34 @@ def instrument_table(instruments: Sequence[Instrument], market: MarketSnapshot) 
         value_usd=value,
         mark_settle=mark_settle,
         delta_coin=delta,
-        kind=kind,
-        expiry_group=group,
+        kind=st.kind,
+        expiry_group=st.group,
         expiry_years=expiry_years,
         settled=settled,
-        quote_source=np.array(sources, dtype=np.str_),
+        quote_source=_quote_sources(st, market, settled),
         roll_carry=roll,
     )
+
+
+def _quote_sources(st: _Static, market: MarketSnapshot, settled: BoolArray) -> npt.NDArray[np.str_]:
+    """:meth:`MarketSnapshot.quote_source` of every row, by kind (its rules, vectorised)."""
+    out = np.full(len(st.instruments), QuoteSource.INTERPOLATED.value, dtype="<U12")
+    quoted_iv = market.option_iv
+    opt_quoted = np.array([nm in quoted_iv for nm in st.option_names], dtype=np.bool_)
+    out[st.opt[opt_quoted]] = QuoteSource.QUOTED.value
+    und, fwd = st.underlying, market.forwards
+    fq = [
+        i
+        for i in st.fut.tolist()
+        if st.instruments[i].name in market.futures or (und, st.instruments[i].expiry) in fwd
+    ]
+    out[fq] = QuoteSource.QUOTED.value
+    out[settled] = QuoteSource.SETTLED.value
+    perp_mark = market.underlyings[und].perpetual is not None
+    out[st.perp] = (QuoteSource.PERPETUAL if perp_mark else QuoteSource.INDEX).value
+    out[st.spot] = QuoteSource.INDEX.value
+    result: npt.NDArray[np.str_] = out.astype(np.str_)
+    return result
 
 
 def rolls_on_spot(market: MarketSnapshot, underlying: str) -> bool:
@@ -387,14 +496,32 @@ def scenario_values(
 
 
 def risk_array(table: InstrumentTable, scenarios: ScenarioSet) -> RiskArray:
-    """Revalue every instrument of ``table`` under every scenario (one vectorised call)."""
+    """Revalue every instrument of ``table`` under every scenario (one vectorised call).
+
+    The revaluation runs in the compiled kernel
+    (:func:`portmargin.pricing._compiled.risk_pnl`, rows in parallel) unless the NumPy
+    reference is selected (:func:`portmargin.pricing.use_kernel`, ``PORTMARGIN_KERNEL``);
+    both compute the formulas of the module docstring, equal to 1e-12.
+    """
+    if scenarios.pnl_base == "mark":  # V(scenario) − mark, USD
+        base = np.where(table.inverse, table.mark_settle * table.F, table.mark_settle)
+    else:  # V(scenario) − V(model at the mark vol)
+        base = table.value_usd
+    if kernel() == "numba":
+        settle, usd = risk_pnl(table, scenarios, base)
+        return RiskArray(table, scenarios, settle, usd)
+    return _risk_array_numpy(table, scenarios, base[:, None])
+
+
+def _risk_array_numpy(table: InstrumentTable, scenarios: ScenarioSet, v0: FloatArray) -> RiskArray:
+    """The reference path of :func:`risk_array`: NumPy over ``(n, s)`` arrays."""
     m = scenarios.row_moves(table.T * _DAYS_PER_YEAR, table.expiry_group > 0)
-    shifted = table.F[:, None] * (1.0 + m)
-    opt = table.is_option
     # Options: full Black-76 revaluation with per-instrument vol shocks and look-ahead.
     sig = scenarios.vol_shock.shocked(
         table.sigma, table.T * _DAYS_PER_YEAR, scenarios.vol_directions
     )
+    shifted = table.F[:, None] * (1.0 + m)
+    opt = table.is_option
     v_shock = table.multiplier[:, None] * scenario_values(
         table.F,
         np.where(opt, table.K, 1.0),
@@ -406,10 +533,6 @@ def risk_array(table: InstrumentTable, scenarios: ScenarioSet) -> RiskArray:
         lookahead_years=scenarios.lookahead_years,
         roll_carry=np.where(opt, table.carry, 0.0),
     )
-    if scenarios.pnl_base == "mark":  # V(scenario) − mark, USD
-        v0 = np.where(table.inverse, table.mark_settle * table.F, table.mark_settle)[:, None]
-    else:  # V(scenario) − V(model at the mark vol)
-        v0 = table.value_usd[:, None]
     delta_one_usd = table.multiplier[:, None] * table.F[:, None] * m
     pnl_usd = np.where(opt[:, None], v_shock - v0, delta_one_usd)
     coin_opt = v_shock / shifted - v0 / table.F[:, None]

@@ -1,5 +1,10 @@
-"""Vectorised option pricing: Black-76 on forwards and its implied-volatility inverse."""
+"""Vectorised option pricing: Black-76 on forwards and its implied-volatility inverse.
 
+The risk arrays run a compiled kernel where numba is installed (:func:`kernel`); the NumPy
+functions here stay the reference, and :func:`use_kernel` selects either.
+"""
+
+from portmargin.pricing._compiled import kernel, use_kernel
 from portmargin.pricing.black76 import (
     Greeks,
     black76_delta,
@@ -20,4 +25,6 @@ __all__ = [
     "black76_theta",
     "black76_vega",
     "implied_vol",
+    "kernel",
+    "use_kernel",
 ]

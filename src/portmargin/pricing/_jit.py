@@ -1,0 +1,153 @@
+"""The numba kernels behind :mod:`portmargin.pricing._compiled` (imported on first use).
+
+Module-level functions so that numba's on-disk cache can key them (see ``_compiled``).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from typing import Any
+
+import numba
+
+
+def _jit(parallel: bool = False) -> Callable[[Any], Any]:
+    """``numba.njit`` with an on-disk cache when a cache directory can be written."""
+
+    def wrap(fn: Any) -> Any:
+        try:
+            return numba.njit(cache=True, parallel=parallel, nogil=True)(fn)
+        except RuntimeError:  # no writable cache locator: compile in memory each process
+            return numba.njit(cache=False, parallel=parallel, nogil=True)(fn)
+
+    return wrap
+
+
+_SQRT1_2 = 0.7071067811865476
+
+
+@_jit()
+def _ndtr(a: float) -> float:  # pragma: no cover - compiled
+    x = a * _SQRT1_2
+    z = abs(x)
+    if z < _SQRT1_2:
+        return 0.5 + 0.5 * math.erf(x)
+    y = 0.5 * math.erfc(z)
+    return 1.0 - y if x > 0.0 else y
+
+
+@_jit()
+def _black76(
+    F: float, K: float, T: float, sigma: float, call: bool, df: float
+) -> float:  # pragma: no cover - compiled
+    sd = sigma * math.sqrt(max(T, 0.0))
+    if T > 0.0 and sd > 0.0 and F > 0.0 and K > 0.0:
+        d1 = math.log(F / K) / sd + 0.5 * sd
+        d2 = d1 - sd
+        v: float = F * _ndtr(d1) - K * _ndtr(d2) if call else K * _ndtr(-d2) - F * _ndtr(-d1)
+        return df * max(v, 0.0)
+    if call:
+        return df * max(F - K, 0.0)
+    return df * max(K - F, 0.0)
+
+
+@_jit()
+def _shocked(
+    sigma: float,
+    k: float,
+    v: float,
+    relative: bool,
+    up: float,
+    down: float,
+    lo_up: float,
+    lo_down: float,
+) -> float:  # pragma: no cover - compiled
+    if v > 0.0:
+        x = sigma * (1.0 + v * up * k) if relative else sigma + v * up * k
+        return x if x >= lo_up else lo_up
+    if v < 0.0:
+        x = sigma * (1.0 + v * down * k) if relative else sigma + v * down * k
+        return x if x >= lo_down else lo_down
+    return sigma
+
+
+@_jit(parallel=True)
+def risk_pnl(
+    F: Any,
+    K: Any,
+    T: Any,
+    df: Any,
+    carry: Any,
+    opt: Any,
+    call: Any,
+    inverse: Any,
+    mult: Any,
+    v0: Any,
+    settled: Any,
+    move_scale: Any,
+    price_moves: Any,
+    sigma: Any,
+    vol_scale: Any,
+    directions: Any,
+    relative: bool,
+    up: float,
+    down: float,
+    lo_up: float,
+    lo_down: float,
+    lookahead: float,
+    out_settle: Any,
+    out_usd: Any,
+) -> None:  # pragma: no cover - compiled
+    n, s = out_usd.shape
+    for i in numba.prange(n):
+        if settled[i]:
+            for j in range(s):
+                out_settle[i, j] = 0.0
+                out_usd[i, j] = 0.0
+            continue
+        f = F[i]
+        scale = move_scale[i]
+        if opt[i]:
+            t = T[i]
+            t_after = max(t - lookahead, 0.0)
+            df_after = df[i] ** (t_after / t) if t > 0.0 else df[i] ** 1.0
+            roll = math.exp(-carry[i] * min(lookahead, max(t, 0.0)))
+            for j in range(s):
+                m = scale * price_moves[j]
+                sig = _shocked(
+                    sigma[i], vol_scale[i], directions[j], relative, up, down, lo_up, lo_down
+                )
+                fwd = f * (1.0 + m) * roll
+                v = mult[i] * _black76(fwd, K[i], t_after, sig, call[i], df_after)
+                usd = v - v0[i]
+                out_usd[i, j] = usd
+                if inverse[i]:
+                    out_settle[i, j] = v / (f * (1.0 + m)) - v0[i] / f
+                else:
+                    out_settle[i, j] = usd
+        else:
+            for j in range(s):
+                m = scale * price_moves[j]
+                usd = mult[i] * f * m
+                out_usd[i, j] = usd
+                if inverse[i]:
+                    out_settle[i, j] = mult[i] * (1.0 - 1.0 / (1.0 + m))
+                else:
+                    out_settle[i, j] = usd
+
+
+@_jit(parallel=True)
+def csr_dense(
+    indptr: Any, indices: Any, data: Any, w: Any, out: Any
+) -> None:  # pragma: no cover - compiled
+    n = out.shape[0]
+    k = out.shape[1]
+    for i in numba.prange(n):
+        for c in range(k):
+            out[i, c] = 0.0
+        for e in range(indptr[i], indptr[i + 1]):
+            a = data[e]
+            r = indices[e]
+            for c in range(k):
+                out[i, c] += a * w[r, c]
