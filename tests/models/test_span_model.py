@@ -83,7 +83,9 @@ def test_futures_only_btc_eth_spread_through_the_model(demo: MarketSnapshot) -> 
     # Long 1 BTC perp (70,000 USD), short 20 ETH perp (70,000 USD) in the span model:
     # price risk of a future = its scan loss (no vol, no time), composite delta = quantity,
     # WFPR = PriceRisk/|delta USD|; n = 70,000; credit = n x WFPR x 0.5 = PriceRisk x 0.5.
-    r = load_model("span-2026.1").margin(pm.Portfolio.of({"BTC-PERPETUAL": 1, "ETH-PERPETUAL": -20}), demo)
+    r = load_model("span-2026.1").margin(
+        pm.Portfolio.of({"BTC-PERPETUAL": 1, "ETH-PERPETUAL": -20}), demo
+    )
     by = {u.underlying: u for u in r.by_underlying}
     for und in ("BTC", "ETH"):
         pr = by[und].details["price_risk"]

@@ -58,7 +58,9 @@ def test_hedged_perpetuals_through_the_model(demo: MarketSnapshot) -> None:
     # Long 1 BTC perp, short 20 ETH perp: BTC P&L 70,000 m_j (ranges 16 %), ETH -70,000 m_j
     # (22 %). At down5: BTC -11,200, ETH +15,400 -> -11,200 + 0.5 x 11,200 = -5,600.
     # At up5: BTC +11,200, ETH -15,400 -> -15,400 + 0.5 x 11,200 = -9,800 -> requirement.
-    r = load_model("tims-2026.1").margin(pm.Portfolio.of({"BTC-PERPETUAL": 1, "ETH-PERPETUAL": -20}), demo)
+    r = load_model("tims-2026.1").margin(
+        pm.Portfolio.of({"BTC-PERPETUAL": 1, "ETH-PERPETUAL": -20}), demo
+    )
     assert r.maintenance_margin == pytest.approx(9_800.0, rel=1e-9)
     assert r.components["scanning_risk"] == pytest.approx(11_200 + 15_400, rel=1e-9)
     assert r.components["tims_product_group"] == pytest.approx(9_800 - 26_600, rel=1e-9)
