@@ -9,18 +9,31 @@ from __future__ import annotations
 import pytest
 from rules_fakes import FakeMarket, book, inst
 
-from portmargin.rules import RulesResult, load_rule_set, rules_margin
+from portmargin.rules import RuleSet, RulesResult, load_rule_set, rules_margin
 
 M = 100.0  # Cboe multiplier (shares per contract)
 S = 100.0
 EXP = "20MAR26"
 
 
+def textbook(name: str) -> RuleSet:
+    """A shipped rule set with the manual's net figures (short proceeds applied to the whole
+    group, ``strategies.monotone = false``): what the formulas below are worked from."""
+    rules = load_rule_set(name)
+    return rules.model_copy(
+        update={"strategies": rules.strategies.model_copy(update={"monotone": False})}
+    )
+
+
 def run(
-    rows: list[tuple[str, float, float]], rule_set: str = "cboe", index: float = S
+    rows: list[tuple[str, float, float]], rule_set: str = "cboe-textbook", index: float = S
 ) -> RulesResult:
     positions, market = book(rows, {"XYZ": index, "BTC": 50_000.0, "ETH": 3_000.0})
-    return rules_margin(positions, {}, market, load_rule_set(rule_set))
+    if rule_set.endswith("-textbook"):
+        rules = textbook(rule_set.removesuffix("-textbook"))
+    else:
+        rules = load_rule_set(rule_set)
+    return rules_margin(positions, {}, market, rules)
 
 
 def c(k: float) -> str:
@@ -250,6 +263,8 @@ def deribit(
     rows: list[tuple[str, float, float]], rule_set: str = "deribit-standard"
 ) -> RulesResult:
     positions, market = book(rows, {"BTC": 50_000.0})
+    if rule_set.endswith("-textbook"):
+        return rules_margin(positions, {}, market, textbook(rule_set.removesuffix("-textbook")))
     return rules_margin(positions, {}, market, load_rule_set(rule_set))
 
 
@@ -303,7 +318,9 @@ def test_inverse_put_credit_spread_is_unbounded_in_coin() -> None:
 
 def test_covered_call_with_perpetual_in_coin() -> None:
     # long 1 BTC-PERPETUAL + short 55000C @0.02: IM net = rate·S/S − mark = 0.02005 − 0.02
-    res = deribit([("BTC-PERPETUAL", 1, 50_000.0), ("BTC-27MAR26-55000-C", -1, 0.02)], "strategy")
+    res = deribit(
+        [("BTC-PERPETUAL", 1, 50_000.0), ("BTC-27MAR26-55000-C", -1, 0.02)], "strategy-textbook"
+    )
     assert kinds(res) == ["covered_call"]
     rate = 0.02 + 1 * 0.00005
     assert res.gross_initial_margin == pytest.approx(rate)

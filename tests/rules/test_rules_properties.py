@@ -14,8 +14,9 @@ from portmargin.instruments import Instrument
 from portmargin.rules import RuleSet, load_rule_set, rules_margin
 from portmargin.rules._book import Book
 from portmargin.rules._engine import build_books
+from portmargin.rules._enumerate import enumerate_candidates
 from portmargin.rules._solve import optimal
-from portmargin.rules._strategies import Candidate, enumerate_candidates, price_group, singles
+from portmargin.rules._strategies import Candidate, price_group, singles
 
 RULES = {name: load_rule_set(name) for name in ("cboe", "strategy")}
 SPOT = {"cboe": 100.0, "strategy": 50_000.0}

@@ -15,18 +15,19 @@ is reported beside it.
 from __future__ import annotations
 
 import math
+import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from types import MappingProxyType
 
 from portmargin.errors import InputError
-from portmargin.instruments import STABLE_CURRENCIES, Instrument, InstrumentKind, Option
+from portmargin.instruments import STABLE_CURRENCIES, Future, Instrument, Option, Perpetual
 from portmargin.models.result import Excess
-from portmargin.rules._book import Book, Leg, LegKind, naked_usd
+from portmargin.rules._book import Book, Leg, LegKind, OptionLeg, UnderlyingLeg, naked_usd
+from portmargin.rules._enumerate import candidate_table
 from portmargin.rules._market import RulesMarket
-from portmargin.rules._params import RuleSet
-from portmargin.rules._solve import Decomposition, greedy, optimal
-from portmargin.rules._strategies import enumerate_candidates
+from portmargin.rules._params import NakedLevel, RuleSet
+from portmargin.rules._solve import Decomposition, greedy_books, solve_books
 
 __all__ = ["PoolResult", "RulesResult", "StrategyGroup", "build_books", "rules_margin"]
 
@@ -81,6 +82,12 @@ class PoolResult(Excess):
     ``maintenance_strategies`` is the decomposition minimising maintenance margin, which can
     differ from the initial-margin one (``strategies``) when a group's IM and MM rank
     differently (hedges with the underlying, long-dated longs).
+
+    ``optimality_gap`` is 0 when both decompositions are proven optimal (the default, no time
+    limit); under a time limit it is the larger relative gap ``(found − bound) / found`` of
+    the two gross requirements, and ``initial_margin_bound`` / ``maintenance_margin_bound``
+    are proven lower bounds on the net requirements (equal to them when the gap is 0;
+    ``None`` only on results not built by :func:`rules_margin`).
     """
 
     currency: str
@@ -94,6 +101,9 @@ class PoolResult(Excess):
     all_naked_initial_margin: float
     strategies: tuple[StrategyGroup, ...]
     maintenance_strategies: tuple[StrategyGroup, ...]
+    optimality_gap: float = 0.0
+    initial_margin_bound: float | None = None
+    maintenance_margin_bound: float | None = None
 
     def to_dict(self) -> dict[str, object]:
         """JSON-ready mapping."""
@@ -111,6 +121,9 @@ class PoolResult(Excess):
             "all_naked_initial_margin": self.all_naked_initial_margin,
             "strategies": [s.to_dict() for s in self.strategies],
             "maintenance_strategies": [s.to_dict() for s in self.maintenance_strategies],
+            "optimality_gap": self.optimality_gap,
+            "initial_margin_bound": self.initial_margin_bound,
+            "maintenance_margin_bound": self.maintenance_margin_bound,
         }
 
 
@@ -138,6 +151,9 @@ class RulesResult:
         The optimal (initial-margin) decomposition, every pool.
     by_currency
         Each pool's :class:`PoolResult` in its own currency.
+    optimality_gap
+        0 when every decomposition is proven optimal (the default); under a time limit, the
+        largest relative gap of any pool (bounds per pool in ``by_currency``).
     """
 
     rule_set: str
@@ -152,6 +168,7 @@ class RulesResult:
     greedy_initial_margin: float
     strategies: tuple[StrategyGroup, ...]
     by_currency: Mapping[str, PoolResult] = field(default_factory=lambda: MappingProxyType({}))
+    optimality_gap: float = 0.0
 
     def to_dict(self) -> dict[str, object]:
         """JSON-ready mapping of every field (strategies and pools as lists/dicts)."""
@@ -168,6 +185,7 @@ class RulesResult:
             "greedy_initial_margin": self.greedy_initial_margin,
             "strategies": [s.to_dict() for s in self.strategies],
             "by_currency": {k: v.to_dict() for k, v in self.by_currency.items()},
+            "optimality_gap": self.optimality_gap,
         }
 
 
@@ -193,21 +211,14 @@ def _leg(inst: Instrument, qty: float, market: RulesMarket, rules: RuleSet, inde
             else float(market.forward(inst.underlying, inst.expiry))
         )
         p_usd = mark * index if inverse else mark
+
+        def naked(level: NakedLevel) -> float:
+            usd = naked_usd(level, is_call=inst.is_call, spot=spot, strike=inst.strike, p=p_usd)
+            return units * to_pool(usd)
+
         value = units * mark
-        im = units * to_pool(
-            naked_usd(
-                rules.naked.initial, is_call=inst.is_call, spot=spot, strike=inst.strike, p=p_usd
-            )
-        )
-        mm = units * to_pool(
-            naked_usd(
-                rules.naked.maintenance_level,
-                is_call=inst.is_call,
-                spot=spot,
-                strike=inst.strike,
-                p=p_usd,
-            )
-        )
+        im = naked(rules.naked.initial)
+        mm = naked(rules.naked.maintenance_level)
         if rules.naked.initial_at_least_maintenance:
             im = max(im, mm)
         tau = (inst.expiry - market.valuation_time).total_seconds() / _SECONDS_PER_YEAR
@@ -215,51 +226,42 @@ def _leg(inst: Instrument, qty: float, market: RulesMarket, rules: RuleSet, inde
             rules.long_options.loan_value if tau > rules.long_options.loan_value_min_years else 0.0
         )
         short = qty < 0
-        single_im = im if short else value * (1.0 - loan)
-        single_mm = mm if short else value * (1.0 - loan)
-        return Leg(
-            inst.name,
-            LegKind.OPTION,
-            qty,
-            units,
-            inst.is_call,
-            inst.strike,
-            inst.expiry.timestamp(),
-            spot,
-            p_usd,
-            value,
-            im,
-            mm,
-            single_im,
-            single_mm,
-            value if short else 0.0,
+        return OptionLeg(
+            name=inst.name,
+            qty=qty,
+            units=units,
+            is_call=inst.is_call,
+            strike=inst.strike,
+            expiry=inst.expiry.timestamp(),
+            spot=spot,
+            price_usd=p_usd,
+            value=value,
+            naked_im=im,
+            naked_mm=mm,
+            single_im=im if short else value * (1.0 - loan),
+            single_mm=mm if short else value * (1.0 - loan),
+            proceeds=value if short else 0.0,
         )
-    if inst.kind in (InstrumentKind.FUTURE, InstrumentKind.PERPETUAL):
+    if isinstance(inst, Future | Perpetual):
         rates = rules.futures_rates(inst.underlying)
         size = abs(qty) * units
         r_im = rates.initial + size * rates.size_slope
         r_mm = rates.maintenance + size * rates.size_slope
         notional = units if inverse else units * mark
-        kind = LegKind.FUTURE if inst.kind is InstrumentKind.FUTURE else LegKind.PERPETUAL
-        expiry = inst.expiry.timestamp() if inst.expiry is not None else math.inf
-        return Leg(
-            inst.name,
-            kind,
-            qty,
-            units,
-            False,
-            0.0,
-            expiry,
-            index,
-            mark,
-            0.0,
-            0.0,
-            0.0,
-            r_im * notional,
-            r_mm * notional,
-            0.0,
-            r_im,
-            r_mm,
+        return UnderlyingLeg(
+            name=inst.name,
+            kind=LegKind.FUTURE if isinstance(inst, Future) else LegKind.PERPETUAL,
+            qty=qty,
+            units=units,
+            expiry=inst.expiry.timestamp() if isinstance(inst, Future) else None,
+            spot=index,
+            price_usd=mark,
+            value=0.0,
+            single_im=r_im * notional,
+            single_mm=r_mm * notional,
+            proceeds=0.0,
+            rate_im=r_im,
+            rate_mm=r_mm,
         )
     # spot pair held as a position (linear, quoted in USD-like currency)
     u = rules.underlying
@@ -268,24 +270,41 @@ def _leg(inst: Instrument, qty: float, market: RulesMarket, rules: RuleSet, inde
     r_im = u.short_initial if short else u.long_initial
     r_mm = u.short_maintenance if short else u.long_maintenance
     proceeds = value if short else 0.0
-    return Leg(
-        inst.name,
-        LegKind.SPOT,
-        qty,
-        units,
-        False,
-        0.0,
-        math.inf,
-        index,
-        mark,
-        value,
-        0.0,
-        0.0,
-        r_im * value + proceeds,
-        r_mm * value + proceeds,
-        proceeds,
-        r_im,
-        r_mm,
+    return UnderlyingLeg(
+        name=inst.name,
+        kind=LegKind.SPOT,
+        qty=qty,
+        units=units,
+        spot=index,
+        price_usd=mark,
+        value=value,
+        single_im=r_im * value + proceeds,
+        single_mm=r_mm * value + proceeds,
+        proceeds=proceeds,
+        rate_im=r_im,
+        rate_mm=r_mm,
+    )
+
+
+def _coin_leg(underlying: str, coin: float, index: float, rules: RuleSet) -> UnderlyingLeg:
+    """A coin balance offered as a cover, pledged at the long-underlying rates.
+
+    It is worth nothing more in a group: its value is already cash of its own pool.
+    """
+    u = rules.underlying
+    return UnderlyingLeg(
+        name=f"{underlying} balance",
+        kind=LegKind.COIN,
+        qty=coin,
+        units=1.0,
+        spot=index,
+        price_usd=index,
+        value=0.0,
+        single_im=0.0,
+        single_mm=0.0,
+        proceeds=0.0,
+        rate_im=u.long_initial,
+        rate_mm=u.long_maintenance,
     )
 
 
@@ -356,36 +375,19 @@ def build_books(
             equity[pool] = equity.get(pool, 0.0) + leg.qty * leg.value
         coin = float(cash.get(und, 0.0))
         st = rule_set.strategies
+        inverse = pool != "USD"
         if (
-            pool == "USD"
-            and coin > 0
+            coin > 0
+            and rule_set.engine == "strategy"
             and "cover" in st.families
             and "coin" in st.covers
-            and any(leg.kind is LegKind.OPTION for leg in legs)
-        ):
-            u = rule_set.underlying
-            legs.append(
-                Leg(
-                    f"{und} balance",
-                    LegKind.COIN,
-                    coin,
-                    1.0,
-                    False,
-                    0.0,
-                    math.inf,
-                    idx,
-                    idx,
-                    0.0,
-                    0.0,
-                    0.0,
-                    0.0,
-                    0.0,
-                    0.0,
-                    u.long_initial,
-                    u.long_maintenance,
-                )
+            and any(
+                isinstance(leg, OptionLeg) and (not inverse or (leg.is_call and leg.is_short))
+                for leg in legs
             )
-        books.append(Book(pool, und, pool != "USD", idx, tuple(legs), rule_set))
+        ):
+            legs.append(_coin_leg(und, coin, idx, rule_set))
+        books.append(Book(pool, und, inverse, idx, tuple(legs), rule_set))
     for book in books:
         if book.inverse and book.currency not in indices:
             indices[book.currency] = float(market.index_price(book.currency))
@@ -397,6 +399,8 @@ def rules_margin(
     cash: Mapping[str, float],
     market: RulesMarket,
     rule_set: RuleSet,
+    *,
+    time_limit: float | None = None,
 ) -> RulesResult:
     """Rules-based margin with optimal strategy pairing.
 
@@ -411,6 +415,9 @@ def rules_margin(
         Prices (:class:`RulesMarket`).
     rule_set
         From :func:`load_rule_set`.
+    time_limit
+        Seconds for the pairing of the whole portfolio; past it the best decomposition found
+        is reported with its proven bound (``optimality_gap`` > 0). ``None``: exact.
 
     Returns
     -------
@@ -423,38 +430,67 @@ def rules_margin(
     InputError
         On a non-finite quantity or mark.
     """
+    start = time.perf_counter()
+    deadline = None if time_limit is None else start + time_limit
     books, equity, indices = build_books(positions, cash, market, rule_set)
-    pools: dict[str, list[tuple[Book, Decomposition, Decomposition, Decomposition]]] = {}
+    by_und: dict[str, list[Book]] = {}
     for book in books:
-        cands = enumerate_candidates(book)
-        dec_im = optimal(book, candidates=cands)
-        dec_mm = optimal(book, maintenance=True, candidates=cands)
-        dec_gr = greedy(book, candidates=cands)
-        pools.setdefault(book.currency, []).append((book, dec_im, dec_mm, dec_gr))
+        by_und.setdefault(book.underlying, []).append(book)
+    n_solves = 2 * len(by_und)
+    entries: dict[str, list[_Entry]] = {}
+    gaps: dict[str, list[tuple[float, float]]] = {}
+    for und in sorted(by_und):
+        group = by_und[und]
+        tables = [candidate_table(b) for b in group]
+        sols = []
+        for maintenance in (False, True):
+            share = None
+            if deadline is not None:
+                left = max(0.0, deadline - time.perf_counter())
+                share = time.perf_counter() + left / max(1, n_solves)
+            sols.append(solve_books(group, tables, maintenance=maintenance, deadline=share))
+            n_solves -= 1
+        greedy = greedy_books(group, tables)
+        for k, book in enumerate(group):
+            entries.setdefault(book.currency, []).append(
+                _Entry(book, sols[0].decompositions[k], sols[1].decompositions[k], greedy[k])
+            )
+            gaps.setdefault(book.currency, []).append(
+                (sols[0].gap / book.usd_rate, sols[1].gap / book.usd_rate)
+            )
     for pool in equity:
-        pools.setdefault(pool, [])
+        entries.setdefault(pool, [])
     results: dict[str, PoolResult] = {}
-    for pool in sorted(pools):
-        entries = pools[pool]
-        g_im = sum(d.gross_im for _, d, _, _ in entries)
-        g_mm = sum(d.gross_mm for _, _, d, _ in entries)
-        proceeds = sum(d.proceeds for _, d, _, _ in entries)
-        greedy_gross = sum(d.gross_im for _, _, _, d in entries)
-        naked_gross = sum(abs(leg.qty) * leg.single_im for b, _, _, _ in entries for leg in b.legs)
+    for pool in sorted(entries):
+        es = entries[pool]
+        g_im = sum(e.im.gross_im for e in es)
+        g_mm = sum(e.mm.gross_mm for e in es)
+        proceeds = sum(e.im.proceeds for e in es)
+        greedy_gross = sum(e.greedy.gross_im for e in es)
+        naked_gross = sum(abs(leg.qty) * leg.single_im for e in es for leg in e.book.legs)
+        gap_im = sum(g for g, _ in gaps.get(pool, []))
+        gap_mm = sum(g for _, g in gaps.get(pool, []))
+        im = max(0.0, g_im - proceeds)
+        mm = max(0.0, g_mm - proceeds)
+        rel = max(gap_im / g_im if g_im > 0 else 0.0, gap_mm / g_mm if g_mm > 0 else 0.0)
         results[pool] = PoolResult(
             currency=pool,
-            initial_margin=max(0.0, g_im - proceeds),
-            maintenance_margin=max(0.0, g_mm - proceeds),
+            initial_margin=im,
+            maintenance_margin=mm,
             gross_initial_margin=g_im,
             gross_maintenance_margin=g_mm,
             proceeds=proceeds,
             equity=equity.get(pool, 0.0),
             greedy_initial_margin=max(0.0, greedy_gross - proceeds),
             all_naked_initial_margin=max(0.0, naked_gross - proceeds),
-            strategies=tuple(g for b, d, _, _ in entries for g in _groups(b, d)),
-            maintenance_strategies=tuple(g for b, _, d, _ in entries for g in _groups(b, d)),
+            strategies=tuple(g for e in es for g in _groups(e.book, e.im)),
+            maintenance_strategies=tuple(g for e in es for g in _groups(e.book, e.mm)),
+            optimality_gap=rel,
+            initial_margin_bound=max(0.0, g_im - gap_im - proceeds),
+            maintenance_margin_bound=max(0.0, g_mm - gap_mm - proceeds),
         )
     strategies = tuple(g for r in results.values() for g in r.strategies)
+    gap = max((r.optimality_gap for r in results.values()), default=0.0)
     if len(results) == 1:
         (only,) = results.values()
         return RulesResult(
@@ -470,6 +506,7 @@ def rules_margin(
             only.greedy_initial_margin,
             strategies,
             MappingProxyType(results),
+            gap,
         )
 
     def usd(pool: str, amount: float) -> float:
@@ -494,4 +531,15 @@ def rules_margin(
         total("greedy_initial_margin"),
         strategies,
         MappingProxyType(results),
+        gap,
     )
+
+
+@dataclass(frozen=True, slots=True)
+class _Entry:
+    """One book's initial, maintenance and greedy decompositions."""
+
+    book: Book
+    im: Decomposition
+    mm: Decomposition
+    greedy: Decomposition

@@ -102,14 +102,22 @@ class UnderlyingRules(_Frozen):
 class StrategyRules(_Frozen):
     """Which strategy families are recognised and their extra parameters.
 
-    ``equal_wings``: butterflies need equal strike spacing and condors equal outer wing
-    widths (the Cboe/IB definitions); ``False`` also accepts broken wings (priced at MPL
-    under the universal spread rule) at an O(n⁴) enumeration cost.
+    ``equal_wings``: ``True`` restricts butterflies to equal strike spacing and condors to
+    equal wing widths (the pre-2012 Cboe / IB definitions); ``False`` (the shipped sets)
+    also recognises broken wings, charged their maximum potential loss under the universal
+    spread rule (SEC Release 34-67752, SR-CBOE-2012-043).
+
+    ``monotone``: ``True`` (the shipped sets) charges every group at least what its legs
+    require once any one of its short options is removed, so that adding a short option
+    never lowers the requirement; short proceeds then never pay for long premiums or for
+    the cover's charge. ``False`` gives the manual's net figures (proceeds applied to the
+    whole group: a debit spread costs its net debit).
     """
 
     families: tuple[Family, ...] = ()
     covers: tuple[Cover, ...] = ()
     equal_wings: bool = True
+    monotone: bool = True
     protective_pct: float = Field(default=0.10, ge=0.0, le=1.0)
     conversion_pct: float = Field(default=0.10, ge=0.0, le=1.0)
 

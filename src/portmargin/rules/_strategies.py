@@ -1,8 +1,17 @@
-"""Recognised strategies: classification, requirement and candidate enumeration.
+"""Recognised strategies: classification and requirement of one group (the reference rules).
 
-All requirements here are **gross** (Cboe convention, ``rules_based.md`` §1): long premiums
-inside, short proceeds not yet applied; ``net = gross − proceeds``. Amounts are per group
-instance (one contract of its option legs), in the pool currency.
+All requirements here are **gross** (Cboe convention, ``docs/methodology/rules.md`` §1):
+long premiums inside, short proceeds not yet applied; ``net = gross − proceeds``. Amounts
+are per group instance (one contract of its option legs), in the pool currency.
+
+This module prices one group at a time and is the specification; the vectorised
+enumeration of :mod:`portmargin.rules._enumerate` must give the same figures (a property
+test checks it). Sources: Cboe strategy-based margin
+(https://www.cboe.com/us/options/margin/ and
+https://markets.cboe.com/us/options/strategy_based_margin/), the universal spread rule
+(SEC Release 34-67752, https://www.govinfo.gov/content/pkg/FR-2012-09-05/html/2012-21765.htm):
+"the margin requirement for a spread is its maximum risk based on the intrinsic values of the
+options, exclusive of any net option premiums".
 """
 
 from __future__ import annotations
@@ -10,14 +19,47 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import cache
 from itertools import combinations
 
-from portmargin.rules._book import Book, Leg, LegKind
+from portmargin.rules._book import Book, LegKind, OptionLeg, UnderlyingLeg
 
-__all__ = ["Candidate", "enumerate_candidates", "price_group", "singles"]
+__all__ = [
+    "KINDS",
+    "Candidate",
+    "best_net",
+    "max_potential_loss",
+    "price_group",
+    "singles",
+]
 
 _INF = math.inf
-_UNDERLYING_KINDS = (LegKind.FUTURE, LegKind.PERPETUAL, LegKind.SPOT, LegKind.COIN)
+
+KINDS = (
+    "vertical_spread",
+    "calendar_spread",
+    "diagonal_spread",
+    "short_straddle",
+    "short_strangle",
+    "long_butterfly",
+    "short_butterfly",
+    "long_condor",
+    "short_condor",
+    "iron_butterfly",
+    "iron_condor",
+    "long_iron_butterfly",
+    "long_iron_condor",
+    "long_box",
+    "short_box",
+    "covered_call",
+    "covered_put",
+    "protective_put",
+    "protective_call",
+    "collar",
+    "conversion",
+    "reverse_conversion",
+)
+"""Multi-leg strategy names, in a fixed order (their codes in candidate tables)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -29,7 +71,7 @@ class Candidate:
     kind
         Strategy name (``vertical_spread``, ``iron_condor``, ``naked_short_call``, ...).
     members
-        ``(leg index, contracts of that leg per instance)``.
+        ``(leg index, contracts of that leg per instance)``, sorted by leg index.
     gross_im, gross_mm
         Gross initial / maintenance requirement per instance (pool currency).
     proceeds
@@ -60,7 +102,7 @@ class Candidate:
 
 def _single(book: Book, i: int) -> Candidate:
     leg = book.legs[i]
-    if leg.kind is LegKind.OPTION:
+    if isinstance(leg, OptionLeg):
         kind = ("naked_short_" if leg.is_short else "long_") + ("call" if leg.is_call else "put")
     elif leg.kind is LegKind.COIN:
         kind = "unpledged_coin"
@@ -74,18 +116,20 @@ def singles(book: Book) -> list[Candidate]:
     return [_single(book, i) for i in range(len(book.legs))]
 
 
-def _payoff(opts: Sequence[tuple[Leg, float]], price: float) -> float:
+def _payoff(opts: Sequence[tuple[OptionLeg, float]], price: float) -> float:
     total = 0.0
     for leg, n in opts:
         total += n * (max(price - leg.strike, 0.0) if leg.is_call else max(leg.strike - price, 0.0))
     return total
 
 
-def max_potential_loss(book: Book, opts: Sequence[tuple[Leg, float]]) -> float:
+def max_potential_loss(book: Book, opts: Sequence[tuple[OptionLeg, float]]) -> float:
     r"""Maximum potential loss per unit of underlying, pool currency (``inf`` if unbounded).
 
-    ``rules_based.md`` §2.6: intrinsic payoff at the earliest expiry (later longs at
-    intrinsic), evaluated at every breakpoint ``P ∈ {0} ∪ strikes`` plus the tail.
+    Intrinsic payoff at the earliest expiry (later longs at intrinsic, "exclusive of any net
+    option premiums", SEC Release 34-67752), evaluated at every breakpoint
+    ``P ∈ {0} ∪ strikes`` plus the tail; the payoff is piecewise linear (USD) or piecewise
+    ``a/P + b`` (coin), so these points give its minimum exactly.
 
     * Linear (USD) payoff: unbounded when the net number of calls is negative; else
       ``MPL = max(0, −min_P Σ nᵢ·intrinsicᵢ(P))``.
@@ -112,37 +156,28 @@ def max_potential_loss(book: Book, opts: Sequence[tuple[Leg, float]]) -> float:
     return book.to_pool(max(0.0, -min(values)))
 
 
-def _finish(
-    book: Book, kind: str, members: list[tuple[int, float]], gross_im: float, gross_mm: float
-) -> Candidate | None:
-    """Cap at the legs' stand-alone requirement (pairing is never compulsory)."""
-    if not (math.isfinite(gross_im) and math.isfinite(gross_mm)):
-        return None
-    legs = book.legs
-    alone_im = sum(a * legs[i].single_im for i, a in members)
-    alone_mm = sum(a * legs[i].single_mm for i, a in members)
-    proceeds = sum(a * legs[i].proceeds for i, a in members)
-    return Candidate(
-        kind,
-        tuple(members),
-        min(gross_im, alone_im),
-        min(gross_mm, alone_mm),
-        proceeds,
-    )
+# --- textbook (manual) requirements ----------------------------------------------------------
+
+_Textbook = tuple[str, list[tuple[int, float]], float, float]
 
 
-def _price_options(book: Book, idx: Sequence[int]) -> Candidate | None:
+def _option_groups(book: Book, idx: Sequence[int]) -> _Textbook | None:
     """Option-only groups of 2–4 legs (spreads, straddles, flies, condors, irons, boxes)."""
     legs = book.legs
+    opts: list[tuple[int, OptionLeg]] = []
+    for i in idx:
+        leg = legs[i]
+        if not isinstance(leg, OptionLeg):
+            return None
+        opts.append((i, leg))
     fam = book.rules.strategies.families
-    opts = sorted(idx, key=lambda i: (legs[i].strike, legs[i].is_call, legs[i].expiry))
+    opts.sort(key=lambda t: (t[1].strike, t[1].is_call, t[1].expiry))
     n = len(opts)
     if n == 2:
-        a, b = (legs[i] for i in opts)
+        (ia, a), (ib, b) = opts
         if a.is_call == b.is_call and a.sign != b.sign and "spread" in fam:
-            s_i, l_i = (opts[0], opts[1]) if a.is_short else (opts[1], opts[0])
-            short, long_ = legs[s_i], legs[l_i]
-            if long_.expiry < short.expiry:  # reverse calendar: no offset (§2.3)
+            (s_i, short), (l_i, long_) = (opts[0], opts[1]) if a.is_short else (opts[1], opts[0])
+            if long_.expiry < short.expiry:  # reverse calendar: no offset (Cboe)
                 return None
             mpl = max_potential_loss(book, [(short, -1.0), (long_, 1.0)]) * short.units
             if short.expiry == long_.expiry:
@@ -151,8 +186,7 @@ def _price_options(book: Book, idx: Sequence[int]) -> Candidate | None:
                 spread = "calendar_spread"
             else:
                 spread = "diagonal_spread"
-            return _finish(
-                book,
+            return (
                 spread,
                 [(s_i, 1.0), (l_i, 1.0)],
                 min(short.naked_im, mpl) + long_.value,
@@ -163,15 +197,16 @@ def _price_options(book: Book, idx: Sequence[int]) -> Candidate | None:
             im = max(a.naked_im + b.value, b.naked_im + a.value)
             mm = max(a.naked_mm + b.value, b.naked_mm + a.value)
             name = "short_straddle" if same else "short_strangle"
-            return _finish(book, name, [(opts[0], 1.0), (opts[1], 1.0)], im, mm)
+            return name, [(ia, 1.0), (ib, 1.0)], im, mm
         return None
-    if len({legs[i].expiry for i in opts}) != 1:
+    if len({leg.expiry for _, leg in opts}) != 1:
         return None
-    signs = tuple(legs[i].sign for i in opts)
-    strikes = [legs[i].strike for i in opts]
-    calls = [i for i in opts if legs[i].is_call]
+    signs = tuple(leg.sign for _, leg in opts)
+    strikes = [leg.strike for _, leg in opts]
+    calls = [(i, leg) for i, leg in opts if leg.is_call]
     kind: str | None = None
     ratio = [1.0] * n
+    equal = book.rules.strategies.equal_wings
     if n == 3:
         if (
             "butterfly" in fam
@@ -182,12 +217,12 @@ def _price_options(book: Book, idx: Sequence[int]) -> Candidate | None:
             spacing_ok = math.isclose(
                 strikes[1] - strikes[0], strikes[2] - strikes[1], rel_tol=1e-12
             )
-            if spacing_ok or not book.rules.strategies.equal_wings:
+            if spacing_ok or not equal:
                 kind = "long_butterfly" if signs[0] == 1 else "short_butterfly"
                 ratio = [1.0, 2.0, 1.0]
     elif n == 4:
         if len(calls) in (0, 4):
-            wings_ok = not book.rules.strategies.equal_wings or math.isclose(
+            wings_ok = not equal or math.isclose(
                 strikes[1] - strikes[0], strikes[3] - strikes[2], rel_tol=1e-12
             )
             if "condor" in fam and strikes[0] < strikes[1] < strikes[2] < strikes[3] and wings_ok:
@@ -196,12 +231,12 @@ def _price_options(book: Book, idx: Sequence[int]) -> Candidate | None:
                 elif signs == (-1, 1, 1, -1):
                     kind = "short_condor"
         elif len(calls) == 2:
-            c1, c2 = calls
-            p1, p2 = (i for i in opts if not legs[i].is_call)
-            cs = (legs[c1].sign, legs[c2].sign)
-            ps = (legs[p1].sign, legs[p2].sign)
-            ck = (legs[c1].strike, legs[c2].strike)
-            pk = (legs[p1].strike, legs[p2].strike)
+            (_, c1), (_, c2) = calls
+            p1, p2 = (leg for _, leg in opts if not leg.is_call)
+            cs = (c1.sign, c2.sign)
+            ps = (p1.sign, p2.sign)
+            ck = (c1.strike, c2.strike)
+            pk = (p1.strike, p2.strike)
             if ck[0] < ck[1] and pk[0] < pk[1]:
                 if ck == pk and "box" in fam:
                     if cs == (1, -1) and ps == (-1, 1):
@@ -216,19 +251,25 @@ def _price_options(book: Book, idx: Sequence[int]) -> Candidate | None:
                         kind = f"long_iron_{shape}"
     if kind is None:
         return None
-    members = list(zip(opts, ratio, strict=True))
-    mpl = max_potential_loss(book, [(legs[i], legs[i].sign * r) for i, r in members])
-    gross = mpl * legs[opts[0]].units + sum(
-        r * legs[i].value for i, r in members if not legs[i].is_short
+    members = [(i, r) for (i, _), r in zip(opts, ratio, strict=True)]
+    signed = [(leg, leg.sign * r) for (_, leg), r in zip(opts, ratio, strict=True)]
+    mpl = max_potential_loss(book, signed)
+    gross = mpl * opts[0][1].units + sum(
+        r * leg.value for (_, leg), r in zip(opts, ratio, strict=True) if not leg.is_short
     )
-    return _finish(book, kind, members, gross, gross)
+    return kind, members, gross, gross
 
 
-def _price_cover(book: Book, u_i: int, opt_idx: Sequence[int]) -> Candidate | None:
-    """Options hedged with the underlying (``rules_based.md`` §2.7), USD per unit → pool.
+def _cover_groups(book: Book, u_i: int, opt_idx: Sequence[int]) -> _Textbook | None:
+    """Options hedged with the underlying, USD per unit → pool currency.
 
-    Per unit of underlying, ``r`` the underlying leg's margin rate, ``q`` the protective /
-    conversion percentage, marks ``p`` in USD (net = gross − proceeds):
+    Cboe Margin Manual, "Short Call and Long Underlying", "Short Put and Short Underlying",
+    "Long Put and Long Underlying", "Long Call and Short Underlying", "Conversion",
+    "Reverse Conversion", "Collar" (https://www.cboe.com/us/options/margin/), restated per
+    unit of underlying against mark-to-market equity. ``r`` is the underlying leg's margin
+    rate (Reg T 50 % / 25 % / 30 % for stock or a pledged coin, the size-scaled futures rate
+    for futures), ``q`` the protective / conversion percentage, marks ``p`` in USD
+    (net = gross − proceeds):
 
     ==================  ===============================  ======================================
     strategy            net initial                      net maintenance
@@ -243,22 +284,35 @@ def _price_cover(book: Book, u_i: int, opt_idx: Sequence[int]) -> Candidate | No
     reverse conversion  (q·K if K < S else r·S)          q·K + p_c − p_p
                         + p_c − p_p
     ==================  ===============================  ======================================
+
+    In a coin pool the coin balance only covers short calls (``covered_call``): an inverse
+    call pays ``max(S − K, 0)/S ≤ 1`` coin per contract, so one coin per contract covers
+    its whole payout; the coin is a deliverable held, not a hedge of the pool's coin P&L.
     """
     legs = book.legs
     rules = book.rules.strategies
     u = legs[u_i]
+    if not isinstance(u, UnderlyingLeg):
+        return None
     if "cover" not in rules.families or u.kind.value not in rules.covers:
         return None
-    opts = sorted(opt_idx, key=lambda i: (legs[i].is_call, legs[i].strike))
-    if any(legs[i].expiry > u.expiry for i in opts):
+    opts: list[tuple[int, OptionLeg]] = []
+    for i in opt_idx:
+        leg = legs[i]
+        if not isinstance(leg, OptionLeg):
+            return None
+        opts.append((i, leg))
+    opts.sort(key=lambda t: (t[1].is_call, t[1].strike))
+    if any(not u.outlives(leg.expiry) for _, leg in opts):
         return None  # a dated future must outlive the options it covers
-    if len({legs[i].units for i in opts}) != 1 or len({legs[i].expiry for i in opts}) != 1:
+    if len({leg.units for _, leg in opts}) != 1 or len({leg.expiry for _, leg in opts}) != 1:
         return None
-    first = legs[opts[0]]
+    first = opts[0][1]
     s = first.spot
     q = rules.protective_pct
     kind: str | None = None
     net_im = net_mm = 0.0
+    coin_in_coin_pool = u.kind is LegKind.COIN and book.inverse
     if len(opts) == 1:
         o = first
         p = o.price_usd
@@ -266,6 +320,8 @@ def _price_cover(book: Book, u_i: int, opt_idx: Sequence[int]) -> Candidate | No
             kind = "covered_call"
             net_im = u.rate_im * s - p
             net_mm = u.rate_mm * min(s, o.strike) + o.itm_usd - p
+        elif coin_in_coin_pool:
+            return None
         elif not o.is_call and o.is_short and u.is_short:
             kind = "covered_put"
             net_im = u.rate_im * s + o.itm_usd - p
@@ -278,8 +334,8 @@ def _price_cover(book: Book, u_i: int, opt_idx: Sequence[int]) -> Candidate | No
             kind = "protective_call"
             net_im = u.rate_im * s + p
             net_mm = min(q * o.strike + o.otm_usd, u.rate_mm * s) + p
-    elif len(opts) == 2:
-        put, call = legs[opts[0]], legs[opts[1]]
+    elif len(opts) == 2 and not coin_in_coin_pool:
+        put, call = opts[0][1], opts[1][1]
         if put.is_call or not call.is_call:
             return None
         c = rules.conversion_pct
@@ -304,10 +360,9 @@ def _price_cover(book: Book, u_i: int, opt_idx: Sequence[int]) -> Candidate | No
     if kind is None:
         return None
     units = first.units
-    members = [(i, 1.0) for i in opts] + [(u_i, units / u.units)]
+    members = [(i, 1.0) for i, _ in opts] + [(u_i, units / u.units)]
     proceeds = sum(a * legs[i].proceeds for i, a in members)
-    return _finish(
-        book,
+    return (
         kind,
         members,
         book.to_pool(net_im) * units + proceeds,
@@ -315,110 +370,112 @@ def _price_cover(book: Book, u_i: int, opt_idx: Sequence[int]) -> Candidate | No
     )
 
 
-def price_group(book: Book, idx: Sequence[int]) -> Candidate | None:
-    """Recognise the legs ``idx`` (2–4 distinct legs) as a strategy and price it.
-
-    Returns ``None`` when the legs form no strategy the rule set recognises, or when the
-    group's risk is unbounded. The requirement is capped at the legs' stand-alone one.
-    """
+def _textbook(book: Book, idx: Sequence[int]) -> _Textbook | None:
     legs = book.legs
     if len(set(idx)) != len(idx) or not 2 <= len(idx) <= 4:
         return None
     if book.rules.engine == "per_leg":
         return None
-    und = [i for i in idx if legs[i].kind in _UNDERLYING_KINDS]
-    opts = [i for i in idx if legs[i].kind is LegKind.OPTION]
+    und = [i for i in idx if not isinstance(legs[i], OptionLeg)]
+    opts = [i for i in idx if isinstance(legs[i], OptionLeg)]
     if len({legs[i].units for i in opts}) > 1:
         return None
     if len(und) == 1 and 1 <= len(opts) <= 2:
-        return _price_cover(book, und[0], opts)
+        return _cover_groups(book, und[0], opts)
     if und:
         return None
-    return _price_options(book, opts)
+    return _option_groups(book, opts)
 
 
-def _useful(book: Book, cand: Candidate) -> bool:
-    legs = book.legs
-    alone_im = sum(a * legs[i].single_im for i, a in cand.members)
-    alone_mm = sum(a * legs[i].single_mm for i, a in cand.members)
-    tol = 1e-12 * max(1.0, abs(alone_im), abs(alone_mm))
-    return cand.gross_im < alone_im - tol or cand.gross_mm < alone_mm - tol
+# --- monotone closure and the cap at the legs alone -------------------------------------------
 
 
-def enumerate_candidates(book: Book) -> list[Candidate]:
-    """Every multi-leg group worth considering, in a deterministic order.
+def best_net(book: Book, members: Sequence[tuple[int, float]]) -> tuple[float, float]:
+    """Least net (initial, maintenance) requirement of a small multiset of leg contracts.
 
-    Tuples are generated only where a template can match (same type for spreads, longs
-    outliving shorts, one expiry for 3–4-leg groups, opposite-sign pairs for condors,
-    irons and boxes, strike patterns), priced by :func:`price_group`, and kept only when
-    strictly cheaper than their legs alone for initial or maintenance margin.
+    The minimum over every decomposition of ``members`` into recognised groups (priced by
+    :func:`price_group`, so with the closure) and legs alone; exhaustive, for the 1–4 legs
+    left when one short option is taken out of a group.
     """
-    if book.rules.engine == "per_leg":
-        return []
     legs = book.legs
-    fam = book.rules.strategies.families
-    opt = [i for i, leg in enumerate(legs) if leg.kind is LegKind.OPTION]
-    und = [i for i, leg in enumerate(legs) if leg.kind in _UNDERLYING_KINDS]
-    tuples: list[tuple[int, ...]] = []
-    # 2-leg option groups
-    for i, j in combinations(opt, 2):
-        a, b = legs[i], legs[j]
-        if (a.is_call == b.is_call and a.sign != b.sign) or (a.is_short and b.is_short):
-            tuples.append((i, j))
-    # per-expiry buckets for 3–4-leg groups
-    buckets: dict[tuple[float, bool], list[int]] = {}
-    for i in opt:
-        buckets.setdefault((legs[i].expiry, legs[i].is_call), []).append(i)
-    equal = book.rules.strategies.equal_wings
-    for bucket in buckets.values():
-        bucket.sort(key=lambda i: legs[i].strike)
-        by_strike = {legs[i].strike: i for i in bucket}
-        if "butterfly" in fam:
-            for i, j in combinations(bucket, 2):
-                if legs[i].sign != -legs[j].sign:
-                    continue
-                if equal:  # the third strike is fixed by the spacing: O(n²)
-                    k_ = by_strike.get(2 * legs[j].strike - legs[i].strike)
-                    thirds = [] if k_ is None else [k_]
-                else:
-                    thirds = [k for k in bucket if legs[k].strike > legs[j].strike]
-                tuples.extend((i, j, k) for k in thirds if legs[k].sign == legs[i].sign)
-        if "condor" in fam:
-            for i, j in combinations(bucket, 2):
-                if legs[i].sign != -legs[j].sign:
-                    continue
-                width = legs[j].strike - legs[i].strike
-                for k in bucket:
-                    if legs[k].strike <= legs[j].strike or legs[k].sign != legs[j].sign:
-                        continue
-                    if equal:  # the fourth strike is fixed by the wing width: O(n³)
-                        m_ = by_strike.get(legs[k].strike + width)
-                        fourths = [] if m_ is None else [m_]
-                    else:
-                        fourths = [m for m in bucket if legs[m].strike > legs[k].strike]
-                    tuples.extend((i, j, k, m) for m in fourths if legs[m].sign == legs[i].sign)
-    if "iron" in fam or "box" in fam:
-        expiries = sorted({legs[i].expiry for i in opt})
-        for exp in expiries:
-            calls = buckets.get((exp, True), [])
-            puts = buckets.get((exp, False), [])
-            cpairs = [(i, j) for i, j in combinations(calls, 2) if legs[i].sign != legs[j].sign]
-            ppairs = [(i, j) for i, j in combinations(puts, 2) if legs[i].sign != legs[j].sign]
-            for pi, pj in ppairs:
-                for ci, cj in cpairs:
-                    tuples.append((pi, pj, ci, cj))
-    for u in und:
-        for i in opt:
-            tuples.append((i, u))
-        if "cover" in fam:
-            for exp in sorted({legs[i].expiry for i in opt}):
-                for p in buckets.get((exp, False), []):
-                    for c in buckets.get((exp, True), []):
-                        if legs[p].sign != legs[c].sign:
-                            tuples.append((p, c, u))
-    out: list[Candidate] = []
-    for t in tuples:
-        cand = price_group(book, t)
-        if cand is not None and _useful(book, cand):
-            out.append(cand)
-    return out
+    names = sorted(i for i, _ in members)
+    amounts = dict(members)
+    groups: list[Candidate] = []
+    for size in (2, 3, 4):
+        for sub in combinations(names, size):
+            found = _textbook(book, sub)
+            if found is None or any(a > amounts[i] + 1e-12 for i, a in found[1]):
+                continue  # not a group, or more contracts than are left
+            cand = _finish(book, *found)
+            if cand is not None:
+                groups.append(cand)
+
+    def net_single(i: int, *, maintenance: bool) -> float:
+        leg = legs[i]
+        return (leg.single_mm if maintenance else leg.single_im) - leg.proceeds
+
+    def solve(*, maintenance: bool) -> float:
+        @cache
+        def best(caps: tuple[float, ...]) -> float:
+            first = next((k for k, c in enumerate(caps) if c > 1e-12), None)
+            if first is None:
+                return 0.0
+            rest = list(caps)
+            rest[first] = 0.0
+            value = caps[first] * net_single(names[first], maintenance=maintenance)
+            value += best(tuple(rest))
+            pos = {i: k for k, i in enumerate(names)}
+            for g in groups:
+                use = {pos[i]: a for i, a in g.members}
+                if first in use and all(caps[k] >= a - 1e-12 for k, a in use.items()):
+                    nxt = tuple(c - use.get(k, 0.0) for k, c in enumerate(caps))
+                    value = min(value, (g.net_mm if maintenance else g.net_im) + best(nxt))
+            return value
+
+        return best(tuple(amounts[i] for i in names))
+
+    return solve(maintenance=False), solve(maintenance=True)
+
+
+def _finish(book: Book, kind: str, members: list[tuple[int, float]], gross_im: float,
+            gross_mm: float) -> Candidate | None:  # fmt: skip
+    """Cap at the legs' stand-alone requirement (pairing is never compulsory), then close.
+
+    Closure (``strategies.monotone``): ``net(g) ≥ best_net(g − s)`` for every short option
+    contract ``s`` of ``g``, so that selling an option never lowers a book's requirement:
+    if it did, taking that contract out of its group would leave a cheaper decomposition
+    of the book without it.
+    """
+    if not (math.isfinite(gross_im) and math.isfinite(gross_mm)):
+        return None
+    legs = book.legs
+    members = sorted(members)
+    alone_im = sum(a * legs[i].single_im for i, a in members)
+    alone_mm = sum(a * legs[i].single_mm for i, a in members)
+    proceeds = sum(a * legs[i].proceeds for i, a in members)
+    gross_im = min(gross_im, alone_im)
+    gross_mm = min(gross_mm, alone_mm)
+    if book.rules.strategies.monotone:
+        net_im, net_mm = gross_im - proceeds, gross_mm - proceeds
+        for i, _ in members:
+            leg = legs[i]
+            if isinstance(leg, OptionLeg) and leg.is_short:
+                rest = [(j, b - 1.0 if j == i else b) for j, b in members]
+                rest = [(j, b) for j, b in rest if b > 1e-12]
+                r_im, r_mm = best_net(book, rest)
+                net_im, net_mm = max(net_im, r_im), max(net_mm, r_mm)
+        gross_im, gross_mm = net_im + proceeds, net_mm + proceeds
+    return Candidate(kind, tuple(members), gross_im, gross_mm, proceeds)
+
+
+def price_group(book: Book, idx: Sequence[int]) -> Candidate | None:
+    """Recognise the legs ``idx`` (2–4 distinct legs) as a strategy and price it.
+
+    Returns ``None`` when the legs form no strategy the rule set recognises, or when the
+    group's risk is unbounded. The requirement is capped at the legs' stand-alone one and,
+    for monotone rule sets, closed as :func:`_finish` says.
+    """
+    found = _textbook(book, idx)
+    if found is None:
+        return None
+    return _finish(book, *found)
