@@ -26,9 +26,9 @@ the file is then either in a margined account or in the rejects.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import scipy.sparse as sp
@@ -40,14 +40,32 @@ from portmargin.io.limits import BALANCE_MAX, QUANTITY_MAX, fmt, fmt_limit
 from portmargin.io.names import resolve
 from portmargin.io.positions_files import OnError, PositionsFile, Reject
 from portmargin.market.snapshot import MarketSnapshot
-from portmargin.models.session import BatchResult, MarginSession, build_quantities, cash_column
+from portmargin.models.session import (
+    AccountBook,
+    BatchResult,
+    MarginSession,
+    build_quantities,
+    cash_column,
+)
 from portmargin.units import STABLE_CURRENCIES, USD
 
 if TYPE_CHECKING:  # the accounts layer imports portmargin.batch: import it when running
     from portmargin.accounts import AccountSettings
     from portmargin.models import MarginModel
 
-__all__ = ["CHUNK", "BatchRun", "Names", "resolve_names", "run_batch"]
+__all__ = [
+    "CHUNK",
+    "BatchRun",
+    "Margined",
+    "Names",
+    "Refusal",
+    "Rows",
+    "mapping_of",
+    "margin_rows",
+    "resolve_names",
+    "run_batch",
+    "summary_line",
+]
 
 CHUNK = 65_536
 """Accounts margined (and finished by the account layer) per step."""
@@ -136,23 +154,113 @@ class BatchRun:
 
     def summary(self, target: str | None = None) -> str:
         """One line: accounts, deficits, rejects, time (and where the results went)."""
-        accounts = _count(len(self.accounts), "account")
-        line = (
-            f"{self.source}: {accounts} margined in {self.seconds:.2f} s; "
-            f"{self.deficits:,} with a deficit ({self.margin_calls:,} margin call, "
-            f"{self.liquidations:,} liquidation; {self.deficit_usd:,.2f} USD short of "
-            f"initial margin)"
+        line = summary_line(
+            self.source,
+            len(self.accounts),
+            self.margin_calls,
+            self.liquidations,
+            self.deficit_usd,
+            len(self.rejects),
+            self.left_out,
+            self.seconds,
         )
-        if self.rejects:
-            line += (
-                f"; {_count(len(self.rejects), 'row')} rejected "
-                f"({_count(self.left_out, 'account')} left out)"
-            )
         return line if target is None else f"{line} -> {target}"
 
 
+def summary_line(
+    source: str,
+    accounts: int,
+    margin_calls: int,
+    liquidations: int,
+    deficit_usd: float,
+    rejects: int,
+    left_out: int,
+    seconds: float,
+) -> str:
+    """The one-line summary of a run (see :meth:`BatchRun.summary`)."""
+    line = (
+        f"{source}: {_count(accounts, 'account')} margined in {seconds:.2f} s; "
+        f"{margin_calls + liquidations:,} with a deficit ({margin_calls:,} margin call, "
+        f"{liquidations:,} liquidation; {deficit_usd:,.2f} USD short of initial margin)"
+    )
+    if rejects:
+        line += f"; {_count(rejects, 'row')} rejected ({_count(left_out, 'account')} left out)"
+    return line
+
+
+@dataclass(frozen=True, slots=True)
+class Rows:
+    """The kept rows of a positions file, or of one partition of it, as integer codes.
+
+    ``name_code`` indexes ``names`` (the codes the names were resolved under); ``rows`` maps
+    a kept row to its file row: the reader's :class:`~portmargin.io.RowNumbers`-like map
+    (``PositionsFile.row_numbers``) or an explicit array (a partition gathered from several
+    parts). ``rejects`` are the reader's rejects of these accounts.
+    """
+
+    source: str
+    accounts: Sequence[str]
+    names: Sequence[str]
+    account_code: IntArray
+    name_code: IntArray
+    quantity: FloatArray
+    rows: Any
+    rejects: tuple[Reject, ...] = ()
+
+    @classmethod
+    def of(cls, positions: PositionsFile) -> Rows:
+        """The rows of a whole file as read."""
+        return cls(
+            positions.source,
+            positions.accounts,
+            positions.names,
+            positions.account_code,
+            positions.name_code,
+            positions.quantity,
+            positions.rows,
+            positions.rejects,
+        )
+
+    def row_numbers(self, kept: IntArray) -> IntArray:
+        """File rows of kept rows (indices into :attr:`account_code`)."""
+        k = np.asarray(kept, dtype=np.int64)
+        if self.rows is None:
+            return k + 1
+        if isinstance(self.rows, np.ndarray):
+            out: IntArray = self.rows[k]
+            return out
+        rows: IntArray = self.rows.rows(k)
+        return rows
+
+
+@dataclass(frozen=True, slots=True)
+class Margined:
+    """What one pass of :func:`margin_rows` produced: accounts, figures, decisions, rejects.
+
+    ``book`` is the accounts' quantity matrix on the session (kept for incremental ticks).
+    """
+
+    accounts: tuple[str, ...]
+    book: AccountBook
+    result: BatchResult
+    decisions: PoolDecisions
+    rejects: tuple[Reject, ...]
+    left_out: int
+    margin_calls: int
+    liquidations: int
+    deficit_usd: float
+
+
+@dataclass(frozen=True, slots=True)
+class Refusal:
+    """The first problem of a refused run: its file row and the one-line message."""
+
+    row: int
+    message: str
+
+
 def _net_problems(
-    positions: PositionsFile,
+    positions: Rows,
     q: sp.csr_array,
     session: MarginSession,
     acc_rows: IntArray,
@@ -186,8 +294,8 @@ def _net_problems(
 
 
 def _rejects(
-    positions: PositionsFile,
-    names: Names,
+    positions: Rows,
+    problems: Mapping[int, str],
     net: dict[int, tuple[int, str]],
 ) -> tuple[list[Reject], BoolArray]:
     """Rejects of a skip run beyond the reader's, and the mask of accounts left out."""
@@ -201,15 +309,13 @@ def _rejects(
             cause[a] = min(cause.get(a, r.row), r.row)
     acc, codes, qty = positions.account_code, positions.name_code, positions.quantity
     bad_name = np.zeros(len(positions.names) + 1, dtype=np.bool_)
-    bad_name[list(names.problems)] = True
+    bad_name[list(problems)] = True
     rows_bad = bad_name[codes]
     idx = np.flatnonzero(rows_bad)
     file_rows = positions.row_numbers(idx)
     for i, row in zip(idx.tolist(), file_rows.tolist(), strict=True):
         a, k = int(acc[i]), int(codes[i])
-        out.append(
-            Reject(row, positions.accounts[a], positions.names[k], fmt(qty[i]), names.problems[k])
-        )
+        out.append(Reject(row, positions.accounts[a], positions.names[k], fmt(qty[i]), problems[k]))
         cause[a] = min(cause.get(a, row), row)
     net_rows: dict[int, str] = {}
     for a, (row, reason) in net.items():
@@ -265,16 +371,66 @@ def run_batch(
     InputError
         With ``on_error="refuse"``: ``file: row N: field: reason``.
     """
+    t0 = time.perf_counter()
+    names = resolve_names(positions, market, on_error)
+    session = MarginSession(market, model, tuple(names.instruments))
+    out = margin_rows(
+        Rows.of(positions),
+        session,
+        mapping_of(names, session),
+        names.problems,
+        on_error=on_error,
+        settings=settings,
+        chunk=chunk,
+        progress=progress,
+    )
+    if isinstance(out, Refusal):
+        raise InputError(out.message)
+    return BatchRun(
+        positions.source,
+        out.accounts,
+        session,
+        out.result,
+        out.decisions,
+        out.rejects,
+        out.left_out,
+        out.margin_calls,
+        out.liquidations,
+        out.deficit_usd,
+        time.perf_counter() - t0,
+    )
+
+
+def mapping_of(names: Names, session: MarginSession) -> IntArray:
+    """The session column of each name code (−1 for a name that cannot be used)."""
+    out: IntArray = np.array(
+        [-1 if c is None else session.column(c) for c in names.columns], dtype=np.int64
+    )
+    return out
+
+
+def margin_rows(
+    positions: Rows,
+    session: MarginSession,
+    mapping: IntArray,
+    problems: Mapping[int, str],
+    *,
+    on_error: OnError = "refuse",
+    settings: AccountSettings | None = None,
+    chunk: int = CHUNK,
+    progress: Callable[[int, int], None] | None = None,
+) -> Margined | Refusal:
+    """Steps 3 and 4 of a run on rows whose names are resolved (module docstring).
+
+    ``mapping`` gives the session column of each name code (−1: unusable, its reason in
+    ``problems``). An account's rows must all be here (a partition by account). Returns
+    the figures, or the first problem (by file row) with ``on_error="refuse"``.
+    """
     from portmargin.accounts import STATUSES, AccountSettings, BatchMargin
     from portmargin.units import usd_rate
 
     st = settings or AccountSettings()
-    t0 = time.perf_counter()
-    names = resolve_names(positions, market, on_error)
-    session = MarginSession(market, model, tuple(names.instruments))
-    mapping = np.array(
-        [-1 if c is None else session.column(c) for c in names.columns], dtype=np.int64
-    )
+    market, model = session.market, session.model
     keep = np.flatnonzero(mapping[positions.name_code] >= 0)
     acc_rows = positions.account_code[keep]
     cols = mapping[positions.name_code[keep]]
@@ -284,12 +440,12 @@ def run_batch(
     if net and on_error == "refuse":
         a = min(net, key=lambda x: net[x][0])
         row, reason = net[a]
-        raise InputError(f"{positions.source}: row {row}: {reason}")
+        return Refusal(row, f"{positions.source}: row {row}: {reason}")
     accounts = list(positions.accounts)
     rejects: list[Reject] = []
     left_out = 0
     if on_error == "skip":
-        rejects, left = _rejects(positions, names, net)
+        rejects, left = _rejects(positions, problems, net)
         if left.any():
             kept_acc = np.flatnonzero(~left)
             q = sp.csr_array(q[kept_acc])
@@ -335,10 +491,9 @@ def run_batch(
         _array(im_usd),
         _array(deficit),
     )
-    return BatchRun(
-        positions.source,
+    return Margined(
         tuple(accounts),
-        session,
+        AccountBook(tuple(accounts), q),
         result,
         decisions,
         tuple(rejects),
@@ -346,7 +501,6 @@ def run_batch(
         calls,
         liquidations,
         float(sum(deficit)),
-        time.perf_counter() - t0,
     )
 
 

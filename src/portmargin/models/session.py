@@ -247,14 +247,34 @@ class MarginSession:
         for name, value in _build(market, model, instruments, arrays or {}).items():
             object.__setattr__(self, name, value)
 
+    def __reduce__(self) -> tuple[Any, ...]:
+        """Pickled as what rebuilds it: market, model, universe and risk arrays.
+
+        The risk arrays travel as they are (a worker does not recompute them); the block
+        matrices are rebuilt from them on arrival, bit for bit the same.
+        """
+        return (
+            _restore_session,
+            (self.market, _portable(self.model), self.instruments, dict(self.arrays)),
+        )
+
     # -- construction --------------------------------------------------------------------
-    def with_market(self, market: MarketSnapshot, *, moved: Collection[str]) -> MarginSession:
+    def with_market(
+        self,
+        market: MarketSnapshot,
+        *,
+        moved: Collection[str],
+        arrays: Mapping[str, RiskArray] | None = None,
+    ) -> MarginSession:
         """The session on ``market``, recomputing only the risk arrays of ``moved`` underlyings.
 
         The other underlyings' risk arrays are reused as they are: the caller asserts that
-        their market data did not change.
+        their market data did not change. ``arrays`` gives risk arrays of moved underlyings
+        already computed on ``market`` (a cluster's driver broadcasts them to its workers).
         """
-        keep = {u: a for u, a in self.arrays.items() if u not in set(moved)}
+        moved_set = set(moved)
+        keep = {u: a for u, a in self.arrays.items() if u not in moved_set}
+        keep.update({u: a for u, a in (arrays or {}).items() if u in moved_set})
         return MarginSession(market, self.model, self.instruments, keep)
 
     def settlement(self, previous: MarginSession, underlying: str) -> sp.csr_array | None:
@@ -927,6 +947,34 @@ def _build(
     )
 
     return out
+
+
+def _portable(model: MarginModel) -> Any:
+    """``model`` as a picklable value: a :class:`MarginModel` by its parameters and mode."""
+    from portmargin.models.model import MarginModel
+
+    if type(model) is MarginModel:
+        return _ModelRecipe(model.params, model.cross)
+    return model
+
+
+@dataclass(frozen=True, slots=True)
+class _ModelRecipe:
+    params: Any
+    cross: bool
+
+    def build(self) -> MarginModel:
+        from portmargin.models.model import MarginModel
+
+        return MarginModel(self.params, cross=self.cross)
+
+
+def _restore_session(
+    market: MarketSnapshot, model: Any, instruments: tuple[str, ...], arrays: dict[str, RiskArray]
+) -> MarginSession:
+    """Unpickle a :class:`MarginSession` (see ``MarginSession.__reduce__``)."""
+    built = model.build() if isinstance(model, _ModelRecipe) else model
+    return MarginSession(market, built, instruments, arrays)
 
 
 def _frozen(a: npt.NDArray[Any]) -> Any:
