@@ -2,13 +2,23 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
 import typer
+from rich.markup import escape
+from rich.table import Table
 
-from portmargin.cli._common import DEFAULT_DB_URL, DbOpt, console, print_json
+from portmargin.cli._common import (
+    DEFAULT_DB_URL,
+    DbOpt,
+    FormatOpt,
+    OutputFormat,
+    console,
+    print_json,
+)
 from portmargin.errors import InputError, PortmarginError
 
 if TYPE_CHECKING:
@@ -78,13 +88,101 @@ def register(app: typer.Typer) -> None:
         if not found:
             raise InputError(f"account {account_id!r} not found in {db}")
         doc = found[0].to_dict()
-        doc["status"] = store.statuses().get(account_id)
-        doc["latest_margin"] = store.latest_snapshot(account_id)
+        latest = store.latest_snapshot(account_id)
+        # an account the monitor has not margined yet has no status: say so
+        doc["status"] = store.statuses().get(account_id) if latest else "not yet margined"
+        doc["latest_margin"] = latest
         doc["events"] = [
             {"seq": e.seq, "kind": e.kind, "market_time": e.market_time}
             for e in store.events()
             if e.account_id == account_id
         ]
         print_json(doc)
+
+    @group.command("list")
+    def list_cmd(
+        ctx: typer.Context,
+        db: DbOpt = DEFAULT_DB_URL,
+        status: Annotated[
+            str | None,
+            typer.Option(
+                "--status",
+                help="Only accounts in this status: healthy, margin_call, liquidation or "
+                "unmargined.",
+                show_default=False,
+            ),
+        ] = None,
+        sort: Annotated[
+            str,
+            typer.Option(
+                "--sort",
+                help="margin_ratio (worst pool's MM / equity, highest first), "
+                "excess (lowest first) or id.",
+            ),
+        ] = "margin_ratio",
+        fmt: FormatOpt = OutputFormat.table,
+    ) -> None:
+        """List the stored accounts with their latest status and figures (USD)."""
+        from portmargin.storage import open_store
+
+        known = {"healthy", "margin_call", "liquidation", "unmargined"}
+        if status is not None and status not in known:
+            raise InputError(f"--status {status!r}: use one of {', '.join(sorted(known))}")
+        if sort not in ("margin_ratio", "excess", "id"):
+            raise InputError(f"--sort {sort!r}: use margin_ratio, excess or id")
+        store = ctx.with_resource(open_store(db, create=False))
+        latest = store.latest_snapshots()
+        rows = []
+        for a in store.load_accounts():
+            snap = latest.get(a.account_id)
+            row: dict[str, object] = {
+                "account": a.account_id,
+                "status": snap["status"] if snap else "unmargined",
+                "method": snap["method"] if snap else None,
+                "equity": snap["equity"] if snap else None,
+                "initial_margin": snap["initial_margin"] if snap else None,
+                "maintenance_margin": snap["maintenance_margin"] if snap else None,
+                "excess": snap["equity"] - snap["initial_margin"] if snap else None,
+                "margin_ratio": snap["margin_ratio"] if snap else None,
+                "market_time": snap["market_time"] if snap else None,
+            }
+            if status is None or row["status"] == status:
+                rows.append(row)
+
+        def key(r: dict[str, object]) -> tuple[int, float | str]:
+            if sort == "id":
+                return (0, str(r["account"]))
+            value = r[sort]
+            if value is None:  # no figure (never margined, or an infinite ratio) last/first
+                missing = r["status"] == "unmargined"
+                return (2 if missing else 0, 0.0 if missing else -math.inf)
+            number = float(value)  # type: ignore[arg-type]
+            return (1, -number if sort == "margin_ratio" else number)
+
+        rows.sort(key=key)
+        if fmt is OutputFormat.json:
+            print_json({"database": db, "accounts": rows})
+            return
+        t = Table(title=f"accounts in {db} ({len(rows)})", title_justify="left")
+        for col in ("account", "status", "method", "equity", "IM", "excess", "ratio"):
+            t.add_column(col, justify="left" if col in ("account", "status", "method") else "right")
+        for r in rows:
+
+            def money(v: object) -> str:
+                return "-" if v is None else f"{float(v):,.0f}"  # type: ignore[arg-type]
+
+            ratio = r["margin_ratio"]
+            t.add_row(
+                escape(str(r["account"])),
+                str(r["status"]),
+                str(r["method"] or "-"),
+                money(r["equity"]),
+                money(r["initial_margin"]),
+                money(r["excess"]),
+                "inf"
+                if ratio is None and r["status"] != "unmargined"
+                else ("-" if ratio is None else f"{float(ratio):.1%}"),  # type: ignore[arg-type]
+            )
+        console.print(t)
 
     app.add_typer(group, name="accounts")

@@ -122,12 +122,13 @@ def event_line(ev: dict[str, Any]) -> str:
 
 
 def _view(m: Monitor) -> Group:
-    t = Table(title="accounts by margin ratio (MM / equity)", title_justify="left")
+    t = Table(title="accounts by margin ratio (MM / equity, worst pool)", title_justify="left")
     for col in ("account", "method", "equity", "IM", "MM", "ratio", "status"):
         t.add_column(col, justify="left" if col in ("account", "method", "status") else "right")
-    ranked = sorted(m.margins.values(), key=lambda x: -x.margin_ratio)[:15]
+    ranked = sorted(m.margins.values(), key=lambda x: -x.worst_pool_ratio)[:15]
     for a in ranked:
-        ratio = "inf" if math.isinf(a.margin_ratio) else f"{a.margin_ratio:.1%}"
+        worst = a.worst_pool_ratio
+        ratio = "inf" if math.isinf(worst) else f"{worst:.1%}"
         color = {"healthy": "green", "margin_call": "yellow", "liquidation": "red"}[a.status.value]
         t.add_row(
             escape(a.account_id),

@@ -462,6 +462,35 @@ class Store:
                 "status": row.status,
             }
 
+    def latest_snapshots(self) -> dict[str, dict[str, Any]]:
+        """Every margined account's most recent snapshot (as :meth:`latest_snapshot`)."""
+        with self._guard("reading margin snapshots"), self._session() as s:
+            newest = (
+                select(SnapshotRow.account_id, func.max(SnapshotRow.seq).label("seq"))
+                .group_by(SnapshotRow.account_id)
+                .subquery()
+            )
+            rows = s.scalars(
+                select(SnapshotRow).join(
+                    newest,
+                    (SnapshotRow.account_id == newest.c.account_id)
+                    & (SnapshotRow.seq == newest.c.seq),
+                )
+            ).all()
+            out: dict[str, dict[str, Any]] = {}
+            for row in rows:  # one step may write an account twice: keep the last row
+                out[row.account_id] = {
+                    "seq": row.seq,
+                    "market_time": row.market_time,
+                    "method": row.method,
+                    "initial_margin": row.initial_margin,
+                    "maintenance_margin": row.maintenance_margin,
+                    "equity": row.equity,
+                    "margin_ratio": row.margin_ratio,
+                    "status": row.status,
+                }
+            return out
+
     # -- the monitor --------------------------------------------------------------------
     def cursor(self, feed: str) -> Cursor | None:
         """The committed resume point of ``feed``, or None before its first step."""
@@ -564,7 +593,8 @@ class Store:
                             "initial_margin": m.initial_margin_usd,
                             "maintenance_margin": m.maintenance_margin_usd,
                             "equity": m.equity_usd,
-                            "margin_ratio": _finite_or_none(m.margin_ratio),
+                            # ranks accounts: MM / equity of the worst pool
+                            "margin_ratio": _finite_or_none(m.worst_pool_ratio),
                             "status": m.status.value,
                         }
                         for m in margins
