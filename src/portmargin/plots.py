@@ -49,7 +49,8 @@ def comparison_chart(c: Comparison, path: Path, *, title: str) -> None:
     for und in result.by_underlying:
         std = [s for s in und.scenarios if s.group != "extended"]
         for vol in sorted({s.vol_shock for s in std}):
-            pts = sorted((s.price_move, s.pnl) for s in std if s.vol_shock == vol)
+            # the raw P&L, gains included (the aggregated one the model charges on clips them)
+            pts = sorted((s.price_move, s.raw_pnl) for s in std if s.vol_shock == vol)
             ax2.plot(
                 [p[0] * 100 for p in pts],
                 [p[1] for p in pts],
@@ -59,7 +60,7 @@ def comparison_chart(c: Comparison, path: Path, *, title: str) -> None:
     ax2.axhline(0.0, color="black", linewidth=0.8)
     ax2.set_xlabel("price move (%)")
     ccy = result.by_underlying[0].currency if result.by_underlying else result.currency
-    ax2.set_ylabel(f"weighted scenario P&L ({ccy})")
+    ax2.set_ylabel(f"weighted scenario P&L, gains included ({ccy})")
     ax2.set_title(f"{result.model}: portfolio P&L across the scenario grid")
     if result.by_underlying:
         ax2.legend(fontsize="small")
