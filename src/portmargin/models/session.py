@@ -48,6 +48,7 @@ from portmargin.models.engine import (
 )
 from portmargin.models.explain import explain_row
 from portmargin.models.result import MarginResult
+from portmargin.pricing._compiled import csr_dense_product, kernel
 from portmargin.risk import RiskArray
 from portmargin.scenarios import ScenarioSet
 from portmargin.units import STABLE_CURRENCIES, USD, pool_currency, usd_rate
@@ -71,6 +72,7 @@ DEFAULT_CHUNK = 8_192  # keeps the (chunk, n_scen) temporaries in cache: ~6x fas
 # evaluated on its own pairs only; above this many groups the pool's accounts are evaluated
 # together on every pair some of them have (pairs an account lacks masked out).
 MAX_PAIR_PATTERNS = 8
+_MEMO_MAX = 8  # (layout, moved, pools) entries a book keeps for ticks
 
 
 def cash_column(currency: str) -> str:
@@ -108,9 +110,16 @@ class AccountBook:
 
     accounts: Sequence[str]
     quantities: sp.csr_array
+    # What sessions derive from the positions alone (exposed rows, chunk shapes), by layout
+    # and moved underlyings: a tick on the same book reuses it. Never part of the value.
+    _memo: dict[Any, Any] = field(default_factory=dict, init=False, repr=False, compare=False)
 
     def __len__(self) -> int:
         return int(self.quantities.shape[0])
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        """Pickled as its accounts and quantities (the memo stays behind)."""
+        return (AccountBook, (self.accounts, self.quantities))
 
 
 # The per-account arrays of a BatchResult, in constructor order after ``pools, pairs``.
@@ -167,9 +176,10 @@ class BatchResult(Tabular):
             a = getattr(self, name).copy()
             if pools is None:
                 a[idx] = getattr(other, name)
-            else:
-                p = np.asarray(pools, dtype=np.int64)
-                a[np.ix_(idx, p)] = getattr(other, name)[:, p]
+            else:  # column by column: a 1-D scatter each, no (rows × pools) index grid
+                src = getattr(other, name)
+                for p in pools:
+                    a[idx, p] = src[:, p]
             arrays.append(a)
         return BatchResult(self.pools, self.pairs, *arrays)
 
@@ -236,6 +246,8 @@ class MarginSession:
     _pair_w: tuple[FloatArray, ...] = field(init=False)  # W[pair cols, pair block]
     _cash_w: tuple[FloatArray | None, ...] = field(init=False)  # W[cash cols, pair block]
     _pair_span: tuple[slice | None, ...] = field(init=False)  # pair cols as a slice if contiguous
+    _layout: _Layout = field(init=False)  # where the market's figures go in W
+    _tail_w: FloatArray = field(init=False)  # W's equity and value columns, contiguous
 
     def __init__(
         self,
@@ -243,8 +255,12 @@ class MarginSession:
         model: MarginModel,
         instruments: Sequence[str | Instrument] | None = None,
         arrays: Mapping[str, RiskArray] | None = None,
+        *,
+        _base: MarginSession | None = None,
+        _moved: frozenset[str] = frozenset(),
     ) -> None:
-        for name, value in _build(market, model, instruments, arrays or {}).items():
+        fields = _build(market, model, instruments, arrays or {}, _base, _moved)
+        for name, value in fields.items():
             object.__setattr__(self, name, value)
 
     def __reduce__(self) -> tuple[Any, ...]:
@@ -272,10 +288,12 @@ class MarginSession:
         their market data did not change. ``arrays`` gives risk arrays of moved underlyings
         already computed on ``market`` (a cluster's driver broadcasts them to its workers).
         """
-        moved_set = set(moved)
+        moved_set = frozenset(moved)
         keep = {u: a for u, a in self.arrays.items() if u not in moved_set}
         keep.update({u: a for u, a in (arrays or {}).items() if u in moved_set})
-        return MarginSession(market, self.model, self.instruments, keep)
+        return MarginSession(
+            market, self.model, self.instruments, keep, _base=self, _moved=moved_set
+        )
 
     def settlement(self, previous: MarginSession, underlying: str) -> sp.csr_array | None:
         r"""Variation margin of ``underlying``'s futures and perpetuals since ``previous``.
@@ -366,13 +384,22 @@ class MarginSession:
         return self._margin_rows(book.quantities, chunk)
 
     def _margin_rows(
-        self, q: sp.csr_array, chunk: int = DEFAULT_CHUNK, pools: Sequence[int] | None = None
+        self,
+        q: sp.csr_array,
+        chunk: int = DEFAULT_CHUNK,
+        pools: Sequence[int] | None = None,
+        shapes: list[_Shape | None] | None = None,
     ) -> BatchResult:
+        """Margin the rows of ``q`` chunk by chunk; ``shapes`` caches each chunk's shape."""
         n = q.shape[0]
         parts = []
-        for a in range(0, max(n, 1), chunk):
-            rows = q[a : min(a + chunk, n)]
-            parts.append(self._evaluate(rows, _presence(rows), _negatives(rows), pools=pools))
+        for i, a in enumerate(range(0, max(n, 1), chunk)):
+            shape = shapes[i] if shapes is not None and i < len(shapes) else None
+            if shape is None:
+                shape = self._shape(q[a : min(a + chunk, n)])
+                if shapes is not None:
+                    shapes.append(shape)  # chunks come in order: this is shapes[i]
+            parts.append(self._evaluate_shape(shape, pools=pools))
         return BatchResult.concat(parts)
 
     def margin_positions(
@@ -475,14 +502,56 @@ class MarginSession:
         pools = {self.pools.index(pr.pool) for pr in self.pairs if pr.und in moved_set}
         if self.model.cross:
             pools.add(self.pools.index(USD))
-        idx = self.exposed(book, moved_set)
-        if idx.size == 0:
-            return previous, idx
         order = sorted(pools)
-        part = self._margin_rows(book.quantities[idx], pools=order)
+        key = (id(self._layout), frozenset(moved_set), tuple(order))
+        hit = book._memo.get(key)
+        if hit is None or hit[0] is not self._layout:  # first tick of this kind on this book
+            idx = self.exposed(book, moved_set)
+            hit = (self._layout, idx, book.quantities[idx] if idx.size else None, [])
+            if len(book._memo) >= _MEMO_MAX:
+                book._memo.pop(next(iter(book._memo)))
+            book._memo[key] = hit
+        _, idx, sub, shapes = hit
+        if sub is None:
+            return previous, idx
+        part = self._margin_rows(sub, pools=order, shapes=shapes)
         return previous.put(idx, part, pools=order), idx
 
     # -- the vectorised core -------------------------------------------------------------
+    def _shape(
+        self, q: Any, pres: Any = None, neg: Any = None, cols: IntArray | None = None
+    ) -> _Shape:
+        """What the rows of ``q`` (CSR, or one dense account on ``cols``) are, positions only.
+
+        Which pairs and pools each account has, which pairs may take the long-option cap,
+        and (lazily) the pair groups and per-pair column slices: valid for every session of
+        this one's layout (:meth:`with_market`), so a tick reuses it.
+        """
+        n_pairs = len(self.pairs)
+        if pres is None:
+            pres, neg = _presence(q), _negatives(q)
+        if cols is None:
+            ind, short = self.indicators, self.short_indicators
+            g = None
+        else:  # one account's own columns: its rows of [W | I | S], gathered once
+            g = self._stacked[cols]
+            a, b = self.weights.shape[1], self.weights.shape[1] + self.indicators.shape[1]
+            ind, short = g[:, a:b], g[:, b:]
+        c = np.asarray(pres @ ind)
+        sh = np.asarray(neg @ short)
+        has_instr = c[:, :n_pairs] > 0
+        blocks_cap = c[:, n_pairs : 2 * n_pairs] > 0
+        by_coll = c[:, 2 * n_pairs : 3 * n_pairs] > 0
+        out = _Shape(
+            q,
+            cols,
+            c[:, 3 * n_pairs :] > 0,
+            has_instr | by_coll,
+            has_instr & ~blocks_cap & (sh == 0),
+        )
+        out.rows_w = None if g is None else g[:, : self.weights.shape[1]]
+        return out
+
     def _evaluate(
         self,
         q: Any,
@@ -500,34 +569,27 @@ class MarginSession:
         presence and equity are always complete). ``trace`` (one account only) collects
         each evaluated pair's stage-1 and stage-2 figures for :meth:`explain`.
         """
+        return self._evaluate_shape(self._shape(q, pres, neg, cols), pools, trace)
+
+    def _evaluate_shape(
+        self,
+        shape: _Shape,
+        pools: Sequence[int] | None = None,
+        trace: list[PairTrace] | None = None,
+    ) -> BatchResult:
+        """Margin the rows of a :class:`_Shape` on this session's market (see :meth:`_evaluate`)."""
+        q, cols = shape.q, shape.cols
         n = q.shape[0]
         n_pairs, n_pools = len(self.pairs), len(self.pools)
         n_scen_total = self.weights.shape[1] - n_pools - n_pairs
         v: FloatArray | None = None
         if cols is None:
-            ind, short = self.indicators, self.short_indicators
-            tail = np.asarray(q @ self.weights[:, n_scen_total:])  # equity and option value
+            tail = _product(q, self._tail_w)  # equity and option value
         else:  # one account's own columns: one small dense product for everything
-            g = self._stacked[cols]
-            a, b = self.weights.shape[1], self.weights.shape[1] + self.indicators.shape[1]
-            ind, short = g[:, a:b], g[:, b:]
-            v = np.asarray(q @ g[:, :a])
+            v = np.asarray(q @ shape.rows_w)
             tail = v[:, n_scen_total:]
-        c = np.asarray(pres @ ind)
-        s = np.asarray(neg @ short)
-        has_instr = c[:, :n_pairs] > 0
-        blocks_cap = c[:, n_pairs : 2 * n_pairs] > 0
-        by_coll = c[:, 2 * n_pairs : 3 * n_pairs] > 0
-        exists = has_instr | by_coll
-        present_pool = c[:, 3 * n_pairs :] > 0
-        chunk = _Chunk(
-            self,
-            q,
-            cols,
-            v,
-            has_instr & ~blocks_cap & (s == 0),
-            tail[:, n_pools:],
-        )
+        present_pool = shape.present_pool
+        chunk = _Chunk(self, shape, v, tail[:, n_pools:])
         haircut = None
         if self.model.cross and self._haircut.any():
             h = self._haircut if cols is None else self._haircut[cols]
@@ -541,7 +603,10 @@ class MarginSession:
         bind_pnl = np.zeros((n, n_pools))
         for p in range(n_pools) if pools is None else pools:
             pooled: dict[str, FloatArray] = {}
-            for rows, ks, mask in self._pair_groups(exists, p):
+            groups = shape.groups.get(p)
+            if groups is None:
+                groups = shape.groups[p] = self._pair_groups(shape.exists, p)
+            for rows, ks, mask in groups:
                 sums, bp, bs, bv = self._pool_rows(p, ks, rows, mask, chunk, trace)
                 at = slice(None) if rows is None else rows
                 for name, val in sums.items():
@@ -725,46 +790,75 @@ def _pair_traces(
     return out
 
 
-class _Chunk:
-    """Accounts being margined together, with what is derived from them per pair (cached).
+class _Shape:
+    """Positions-only facts of a chunk of accounts under one session layout (see ``_shape``).
 
     ``q`` is CSR over every column of the session (``cols`` is None) or one dense account
-    over its own columns ``cols`` (with ``v = q @ W[cols]`` already computed).
+    over its own columns ``cols``. ``groups`` (per pool) and ``slices`` (per pair: the
+    quantities on the pair's columns and their rows in its risk array) fill in as pools
+    are evaluated; every session with the same layout may read them.
     """
 
-    __slots__ = ("_q_cache", "_raw_cache", "cap_eligible", "cols", "option_value", "q", "s", "v")
+    __slots__ = (
+        "cap_eligible",
+        "cash",
+        "cols",
+        "exists",
+        "groups",
+        "present_pool",
+        "q",
+        "rows_w",
+        "slices",
+    )
 
     def __init__(
         self,
-        session: MarginSession,
         q: Any,
         cols: IntArray | None,
-        v: FloatArray | None,
+        present_pool: BoolArray,
+        exists: BoolArray,
         cap_eligible: BoolArray,
-        option_value: FloatArray,
     ) -> None:
-        self.s = session
         self.q = q
         self.cols = cols
-        self.v = v
+        self.present_pool = present_pool  # (n, n_pools)
+        self.exists = exists  # (n, n_pairs)
         self.cap_eligible = cap_eligible  # (n, n_pairs)
+        self.groups: dict[int, list[tuple[IntArray | None, list[int], BoolArray | None]]] = {}
+        self.slices: dict[int, tuple[Any, IntArray]] = {}
+        self.cash: Any = None
+        self.rows_w: FloatArray | None = None  # one account: its rows of W
+
+
+class _Chunk:
+    """A :class:`_Shape` on one session's market: scenario P&L per pair (cached per call)."""
+
+    __slots__ = ("_raw_cache", "cap_eligible", "option_value", "s", "shape", "v")
+
+    def __init__(
+        self, session: MarginSession, shape: _Shape, v: FloatArray | None, option_value: FloatArray
+    ) -> None:
+        self.s = session
+        self.shape = shape
+        self.v = v  # one account: q @ W[cols], already computed
+        self.cap_eligible = shape.cap_eligible
         self.option_value = option_value  # (n, n_pairs)
-        self._q_cache: dict[int, tuple[Any, IntArray]] = {}
-        self._raw_cache: dict[int | str, Any] = {}
+        self._raw_cache: dict[int, FloatArray] = {}
 
     def quantities(self, k: int) -> tuple[Any, IntArray]:
         """Quantities on pair ``k``'s columns and their rows in the pair's risk array."""
-        hit = self._q_cache.get(k)
+        shape = self.shape
+        hit = shape.slices.get(k)
         if hit is None:
             s, pr = self.s, self.s.pairs[k]
-            if self.cols is not None:
-                local = np.flatnonzero(s._col_pair[self.cols] == k)
-                hit = (self.q[:, local], s._col_row[self.cols[local]])
+            if shape.cols is not None:
+                local = np.flatnonzero(s._col_pair[shape.cols] == k)
+                hit = (shape.q[:, local], s._col_row[shape.cols[local]])
             else:
                 span = s._pair_span[k]
-                sub = self.q[:, span] if span is not None else self.q[:, pr.cols]
+                sub = shape.q[:, span] if span is not None else shape.q[:, pr.cols]
                 hit = (sp.csr_array(sub), pr.rows)
-            self._q_cache[k] = hit
+            shape.slices[k] = hit
         return hit
 
     def raw(self, k: int) -> FloatArray:
@@ -776,20 +870,27 @@ class _Chunk:
                 out = np.ascontiguousarray(self.v[:, pr.start : pr.start + len(pr.scen)])
             else:
                 qk, _ = self.quantities(k)
-                out = np.asarray(qk @ s._pair_w[k], dtype=np.float64)
+                out = _product(qk, s._pair_w[k])
                 cash_w = s._cash_w[k]
                 if cash_w is not None:  # coin collateral moving with its scenario
-                    out = out + np.asarray(self._cash() @ cash_w)
+                    out = out + _product(self._cash(), cash_w)
             self._raw_cache[k] = out
         return out
 
     def _cash(self) -> Any:
-        hit = self._raw_cache.get("cash")
-        if hit is None:
+        shape = self.shape
+        if shape.cash is None:
             cc = self.s.cash_cols
-            hit = self.q[:, int(cc[0]) : int(cc[-1]) + 1]
-            self._raw_cache["cash"] = hit
-        return hit
+            shape.cash = sp.csr_array(shape.q[:, int(cc[0]) : int(cc[-1]) + 1])
+        return shape.cash
+
+
+def _product(q: Any, w: FloatArray) -> FloatArray:
+    """``q @ w`` for CSR ``q``: the compiled row-parallel kernel, bit for bit SciPy's."""
+    if kernel() == "numba" and isinstance(q, sp.csr_array) and q.shape[0] > 0:
+        return csr_dense_product(q.indptr, q.indices, q.data, w)
+    out: FloatArray = np.asarray(q @ w, dtype=np.float64)
+    return out
 
 
 def _build(
@@ -797,8 +898,19 @@ def _build(
     model: MarginModel,
     instruments: Sequence[str | Instrument] | None,
     given: Mapping[str, RiskArray],
+    base: MarginSession | None = None,
+    moved: frozenset[str] = frozenset(),
 ) -> dict[str, Any]:
-    """Every field of a :class:`MarginSession` (see its docstring), derived once."""
+    """Every field of a :class:`MarginSession` (see its docstring), derived once.
+
+    With ``base`` (a session of the same model and universe, see
+    :meth:`MarginSession.with_market`), only what depends on the ``moved`` underlyings'
+    market data is rebuilt: their risk arrays, the rows of their pairs in ``W`` (scenario
+    block, equity and value columns), the coin rows and rates of moved coins; the layout
+    (columns, pairs, indicators) and every other block are the base's, as they are.
+    """
+    if base is not None and base.model is model and instruments == base.instruments:
+        return _rebuild(base, market, given, moved)
     names = _market_universe(market) if instruments is None else list(instruments)
     # instruments of reused risk arrays are not parsed again (a tick keeps most of them)
     known = {x.name: x for arr in given.values() for x in arr.table.instruments}
@@ -882,17 +994,11 @@ def _build(
     col_pair = np.full(n_cols, -1, dtype=np.int64)
     col_row = np.full(n_cols, -1, dtype=np.int64)
     pool_idx = {p: i for i, p in enumerate(pools)}
+    layout = _Layout(n_scen_total, n_pools, n_pairs, pool_idx, tuple(coll_coins), index)
     for k, pr in enumerate(pairs):
-        block = slice(pr.start, pr.start + len(pr.scen))
-        ppos = n_scen_total + pool_idx[pr.pool]
+        layout.fill_pair(w, k, pr, model, market)
         if pr.risk is not None:
-            arr, rows = pr.risk, pr.rows
-            tab = arr.table
-            weighted = arr.weighted_usd() if cross else arr.weighted_settle()
-            w[pr.cols, block] = weighted[rows]
-            mark = tab.mark_settle[rows] * np.where(cross & tab.inverse[rows], tab.F[rows], 1.0)
-            w[pr.cols, ppos] = mark
-            w[pr.cols, n_scen_total + n_pools + k] = option_value_per_unit(tab, rows, cross=cross)
+            tab, rows = pr.risk.table, pr.rows
             col_pair[pr.cols] = k
             col_row[pr.cols] = rows
             ind[pr.cols, k] = 1.0
@@ -901,26 +1007,15 @@ def _build(
             short[pr.cols, k] = 1.0
         if pr.und in coll_coins and pr.pool == USD:
             cc = index[cash_column(pr.und)]
-            spot = market.index_price(pr.und)
-            w[cc, block] = spot * pr.scen.price_moves * pr.scen.weights
             ind[cc, n_pairs + k] = 1.0
             ind[cc, 2 * n_pairs + k] = 1.0
     haircut = np.zeros(n_cols)  # IM-only haircut per unit of a positive balance
     for i, ccy in enumerate(cash_ccys):
         cc = int(cash_cols[i])
-        rate = usd_rate(ccy, market)
-        if cross:
-            hc = model.params.currency(ccy).haircut
-            if model.params.collateral == "haircut":
-                w[cc, n_scen_total + pool_idx[USD]] = rate * (1.0 - hc)
-            else:
-                w[cc, n_scen_total + pool_idx[USD]] = rate
-                haircut[cc] = hc * rate
-            ind[cc, 3 * n_pairs + pool_idx[USD]] = 1.0
-        else:
-            pool = pool_currency(ccy)
-            w[cc, n_scen_total + pool_idx[pool]] = 1.0
-            ind[cc, 3 * n_pairs + pool_idx[pool]] = 1.0
+        layout.fill_cash(w, haircut, cc, ccy, model, market)
+        pool = USD if cross else pool_currency(ccy)
+        ind[cc, 3 * n_pairs + pool_idx[pool]] = 1.0
+    out["_layout"] = layout
     out["weights"] = _frozen(w)
     out["indicators"] = _frozen(ind)
     out["short_indicators"] = _frozen(short)
@@ -931,22 +1026,161 @@ def _build(
         tuple(k for k, pr in enumerate(pairs) if pr.pool == pool) for pool in pools
     )
     out["_stacked"] = _frozen(np.hstack([w, ind, short]))
+    out["_tail_w"] = _frozen(np.ascontiguousarray(w[:, n_scen_total:]))
     # Per-pair blocks of W: a chunk's scenario P&L is computed pair by pair on the pair's
     # own columns (nnz × n_scen of that pair, not × every pair's scenarios).
-    blocks = [slice(pr.start, pr.start + len(pr.scen)) for pr in pairs]
-    out["_pair_w"] = tuple(
-        _frozen(np.ascontiguousarray(w[pr.cols][:, b])) for pr, b in zip(pairs, blocks, strict=True)
-    )
-    cash_w = [w[cash_cols][:, b] for b in blocks]
-    out["_cash_w"] = tuple(_frozen(np.ascontiguousarray(x)) if x.any() else None for x in cash_w)
+    out["_pair_w"] = tuple(_pair_block(w, pr) for pr in pairs)
+    out["_cash_w"] = tuple(_cash_block(w, cash_cols, pr) for pr in pairs)
     out["_pair_span"] = tuple(
         slice(int(pr.cols[0]), int(pr.cols[-1]) + 1)
         if pr.cols.size and int(pr.cols[-1]) - int(pr.cols[0]) + 1 == pr.cols.size
         else None
         for pr in pairs
     )
-
     return out
+
+
+def _pair_block(w: FloatArray, pr: _Pair) -> FloatArray:
+    out: FloatArray = _frozen(
+        np.ascontiguousarray(w[pr.cols][:, pr.start : pr.start + len(pr.scen)])
+    )
+    return out
+
+
+def _cash_block(w: FloatArray, cash_cols: IntArray, pr: _Pair) -> FloatArray | None:
+    x = w[cash_cols][:, pr.start : pr.start + len(pr.scen)]
+    return _frozen(np.ascontiguousarray(x)) if x.any() else None
+
+
+@dataclass(frozen=True, slots=True)
+class _Layout:
+    """Where things are in ``W``, and how the market fills them (shared by a session's ticks)."""
+
+    n_scen_total: int
+    n_pools: int
+    n_pairs: int
+    pool_idx: Mapping[str, int]
+    coll_coins: tuple[str, ...]
+    index: Mapping[str, int]
+
+    def fill_pair(
+        self, w: FloatArray, k: int, pr: _Pair, model: MarginModel, market: MarketSnapshot
+    ) -> None:
+        """Write pair ``k``'s rows of ``W``: its scenario block, equity and value columns."""
+        cross = model.cross
+        block = slice(pr.start, pr.start + len(pr.scen))
+        if pr.risk is not None:
+            arr, rows = pr.risk, pr.rows
+            tab = arr.table
+            weighted = arr.weighted_usd() if cross else arr.weighted_settle()
+            w[pr.cols, block] = weighted[rows]
+            mark = tab.mark_settle[rows] * np.where(cross & tab.inverse[rows], tab.F[rows], 1.0)
+            w[pr.cols, self.n_scen_total + self.pool_idx[pr.pool]] = mark
+            value = option_value_per_unit(tab, rows, cross=cross)
+            w[pr.cols, self.n_scen_total + self.n_pools + k] = value
+        if pr.und in self.coll_coins and pr.pool == USD:
+            cc = self.index[cash_column(pr.und)]
+            spot = market.index_price(pr.und)
+            w[cc, block] = spot * pr.scen.price_moves * pr.scen.weights
+
+    def fill_cash(
+        self,
+        w: FloatArray,
+        haircut: FloatArray,
+        cc: int,
+        ccy: str,
+        model: MarginModel,
+        market: MarketSnapshot,
+    ) -> None:
+        """Write cash column ``cc``'s equity entry (and its haircut in cross mode)."""
+        if model.cross:
+            rate = usd_rate(ccy, market)
+            hc = model.params.currency(ccy).haircut
+            at = self.n_scen_total + self.pool_idx[USD]
+            if model.params.collateral == "haircut":
+                w[cc, at] = rate * (1.0 - hc)
+            else:
+                w[cc, at] = rate
+                haircut[cc] = hc * rate
+        else:
+            w[cc, self.n_scen_total + self.pool_idx[pool_currency(ccy)]] = 1.0
+
+
+def _rebuild(
+    base: MarginSession,
+    market: MarketSnapshot,
+    given: Mapping[str, RiskArray],
+    moved: frozenset[str],
+) -> dict[str, Any]:
+    """``base``'s fields on ``market``, only the ``moved`` underlyings' parts rebuilt."""
+    model = base.model
+    arrays = dict(base.arrays)
+    for und, arr in base.arrays.items():
+        if und in moved:
+            have = given.get(und)
+            if have is None or have.table.names != arr.table.names:
+                have = model.risk_arrays(arr.table.instruments, market)[und]
+            arrays[und] = have
+    layout = base._layout
+    pairs = list(base.pairs)
+    w = base.weights.copy()
+    haircut = base._haircut.copy()
+    pair_w, cash_w = list(base._pair_w), list(base._cash_w)
+    touched = False
+    for k, pr in enumerate(base.pairs):
+        if pr.und not in moved and pr.pool not in moved:
+            continue
+        pairs[k] = pr = _Pair(
+            pr.pool,
+            pr.und,
+            pr.scen,
+            usd_rate(pr.pool, market),
+            pr.start,
+            pr.cols,
+            pr.rows,
+            arrays[pr.und] if pr.risk is not None else None,
+        )
+        layout.fill_pair(w, k, pr, model, market)
+        touched = True
+    cash_ccys = [c.split(":", 1)[1] for c in base.columns[int(base.cash_cols[0]) :]]
+    for i, ccy in enumerate(cash_ccys):
+        if ccy in moved:
+            layout.fill_cash(w, haircut, int(base.cash_cols[i]), ccy, model, market)
+    for k, pr in enumerate(pairs):
+        if pr is not base.pairs[k]:
+            pair_w[k] = _pair_block(w, pr)
+            cash_w[k] = _cash_block(w, base.cash_cols, pr)
+    out = {f: getattr(base, f) for f in _FIELDS}
+    out["market"] = market
+    out["arrays"] = MappingProxyType(arrays)
+    out["pairs"] = tuple(pairs)
+    out["weights"] = _frozen(w)
+    out["_haircut"] = _frozen(haircut)
+    stacked = base._stacked.copy()
+    if touched or moved:
+        stacked[:, : w.shape[1]] = w
+    out["_stacked"] = _frozen(stacked)
+    out["_tail_w"] = _frozen(np.ascontiguousarray(w[:, layout.n_scen_total :]))
+    out["_pair_w"] = tuple(pair_w)
+    out["_cash_w"] = tuple(cash_w)
+    return out
+
+
+_FIELDS = (
+    "model",
+    "instruments",
+    "columns",
+    "index",
+    "pools",
+    "indicators",
+    "short_indicators",
+    "cash_cols",
+    "_col_pair",
+    "_col_row",
+    "_pool_pairs",
+    "_pair_span",
+    "_layout",
+)
 
 
 def _portable(model: MarginModel) -> Any:

@@ -30,8 +30,9 @@ from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
+import numpy.typing as npt
 
-from portmargin._types import FloatArray, IntArray
+from portmargin._types import FloatArray
 
 if TYPE_CHECKING:
     from portmargin.risk import InstrumentTable
@@ -160,7 +161,10 @@ def risk_pnl(
 
 
 def csr_dense_product(
-    indptr: IntArray, indices: IntArray, data: FloatArray, w: FloatArray
+    indptr: npt.NDArray[np.integer[Any]],
+    indices: npt.NDArray[np.integer[Any]],
+    data: FloatArray,
+    w: FloatArray,
 ) -> FloatArray:
     """``Q @ W`` for CSR ``Q`` and C-contiguous dense ``W``, rows in parallel.
 

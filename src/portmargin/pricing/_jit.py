@@ -10,6 +10,7 @@ from collections.abc import Callable
 from typing import Any
 
 import numba
+import numpy as np
 
 
 def _jit(parallel: bool = False) -> Callable[[Any], Any]:
@@ -144,10 +145,11 @@ def csr_dense(
     n = out.shape[0]
     k = out.shape[1]
     for i in numba.prange(n):
-        for c in range(k):
-            out[i, c] = 0.0
+        acc = np.zeros(k)  # the row's sums in registers/L1, stored once
         for e in range(indptr[i], indptr[i + 1]):
             a = data[e]
             r = indices[e]
             for c in range(k):
-                out[i, c] += a * w[r, c]
+                acc[c] += a * w[r, c]
+        for c in range(k):
+            out[i, c] = acc[c]
