@@ -108,3 +108,11 @@ def test_compiled_kernels_equal_the_reference_path(name: str, cross: bool | None
     assert np.all(np.abs(got.initial_margin - ref.initial_margin) <= 1e-12 * scale)
     assert np.all(np.abs(got.equity - ref.equity) <= 1e-12 * np.maximum(np.abs(ref.equity), 1.0))
     assert np.array_equal(got.present, ref.present)
+
+
+def test_chunk_threads_give_the_same_figures(monkeypatch: pytest.MonkeyPatch) -> None:
+    session = MarginSession(MARKET, pm.load_model("deribit"))
+    book = _book(session)
+    one = session.margin(book, chunk=20)
+    monkeypatch.setenv("PORTMARGIN_THREADS", "2")
+    _same(session.margin(book, chunk=20), one)

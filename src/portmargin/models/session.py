@@ -48,7 +48,7 @@ from portmargin.models.engine import (
 )
 from portmargin.models.explain import explain_row
 from portmargin.models.result import MarginResult
-from portmargin.pricing._compiled import csr_dense_product, kernel
+from portmargin.pricing._compiled import csr_dense_product, in_threads, kernel
 from portmargin.risk import RiskArray
 from portmargin.scenarios import ScenarioSet
 from portmargin.units import STABLE_CURRENCIES, USD, pool_currency, usd_rate
@@ -392,15 +392,20 @@ class MarginSession:
     ) -> BatchResult:
         """Margin the rows of ``q`` chunk by chunk; ``shapes`` caches each chunk's shape."""
         n = q.shape[0]
-        parts = []
-        for i, a in enumerate(range(0, max(n, 1), chunk)):
-            shape = shapes[i] if shapes is not None and i < len(shapes) else None
+        starts = list(range(0, max(n, 1), chunk))
+        if shapes is not None and len(shapes) < len(starts):  # the first pass fills the cache
+            shapes.extend([None] * (len(starts) - len(shapes)))
+
+        def one(i: int) -> BatchResult:
+            shape = shapes[i] if shapes is not None else None
             if shape is None:
+                a = starts[i]
                 shape = self._shape(q[a : min(a + chunk, n)])
                 if shapes is not None:
-                    shapes.append(shape)  # chunks come in order: this is shapes[i]
-            parts.append(self._evaluate_shape(shape, pools=pools))
-        return BatchResult.concat(parts)
+                    shapes[i] = shape
+            return self._evaluate_shape(shape, pools=pools)
+
+        return BatchResult.concat(in_threads(one, len(starts)))
 
     def margin_positions(
         self, positions: Mapping[str, float], cash: Mapping[str, float] | None = None

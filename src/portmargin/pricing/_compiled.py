@@ -26,8 +26,8 @@ from __future__ import annotations
 import contextlib
 import importlib.util
 import os
-from collections.abc import Iterator
-from typing import TYPE_CHECKING, Any, Literal
+from collections.abc import Callable, Iterator
+from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
 import numpy as np
 import numpy.typing as npt
@@ -42,6 +42,7 @@ __all__ = [
     "AVAILABLE",
     "Kernel",
     "csr_dense_product",
+    "in_threads",
     "kernel",
     "risk_pnl",
     "threads",
@@ -50,6 +51,7 @@ __all__ = [
 ]
 
 Kernel = Literal["numba", "numpy"]
+T = TypeVar("T")
 
 # numba is a dependency, but the reference path must work without it; it is imported only
 # when a kernel first runs (importing it costs ~0.3 s, which a CLI start does not pay).
@@ -84,12 +86,42 @@ def use_kernel(name: Kernel) -> Iterator[None]:
 
 
 def threads() -> int:
-    """Threads the parallel kernels use (numba's pool: ``NUMBA_NUM_THREADS``, the cores)."""
-    if not AVAILABLE:
-        return 1
-    import numba
+    """Threads that margin account chunks side by side: ``PORTMARGIN_THREADS``, default 1.
 
-    return int(numba.get_num_threads())
+    By default the chunks run one after the other and the compiled kernels use numba's
+    threads inside each product (row-parallel): on the 2-core machine of BENCHMARKS.md that
+    measured faster than chunk threads, whose stage-2 NumPy calls contend for the GIL.
+    """
+    env = os.environ.get("PORTMARGIN_THREADS", "").strip()
+    return max(1, int(env)) if env else 1
+
+
+def in_threads(fn: Callable[[int], T], n: int) -> list[T]:
+    """``[fn(0), ..., fn(n − 1)]``, on :func:`threads` threads when there are several items.
+
+    The items (account chunks) are independent; each thread runs the compiled kernels on
+    one numba thread (the chunks are the parallelism), and NumPy and the kernels release
+    the GIL, so the threads overlap. The result is in item order, the same as in a loop.
+    """
+    workers = min(threads(), n)
+    if workers <= 1:
+        return [fn(i) for i in range(n)]
+    from concurrent.futures import ThreadPoolExecutor
+
+    def run(i: int) -> T:
+        _one_kernel_thread()
+        return fn(i)
+
+    with ThreadPoolExecutor(workers, thread_name_prefix="portmargin") as pool:
+        return list(pool.map(run, range(n)))
+
+
+def _one_kernel_thread() -> None:
+    """Kernels called from this thread run on one thread (numba's setting is per thread)."""
+    if AVAILABLE and kernel() == "numba":
+        import numba
+
+        numba.set_num_threads(1)
 
 
 def _kernels() -> Any:
