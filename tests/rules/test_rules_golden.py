@@ -1,7 +1,15 @@
 """Formula-level golden values, each derived by hand from the documented rule it cites.
 
-References: /shared/reference/rules_based.md (§ numbers below), deribit.md §2. Cboe cases use
-a US-equity-style product XYZ (m = 100 shares), S = 100, expiry 20MAR26 (< 9 months).
+References (§ numbers: ``docs/methodology/rules.md``): the Cboe Margin Manual and strategy-
+based margin pages (https://www.cboe.com/us/options/margin/,
+https://markets.cboe.com/us/options/strategy_based_margin/); the universal spread rule, SEC
+Release 34-67752 (https://www.govinfo.gov/content/pkg/FR-2012-09-05/html/2012-21765.htm);
+Deribit standard margin
+(https://support.deribit.com/hc/en-us/articles/25944811528477-Standard-Margin). Cboe cases
+use a US-equity-style product XYZ (m = 100 shares), S = 100, expiry 20MAR26 (< 9 months).
+The manual's net figures (short proceeds applied to the whole group) are worked with the
+rule sets' ``monotone = false`` variant (``-textbook``); the shipped, monotone figures are in
+``test_rules_formulas.py``.
 """
 
 from __future__ import annotations
