@@ -226,9 +226,9 @@ def _write_part(state: PartState, session: MarginSession, path: str) -> IntArray
 
 
 def _pieces(
-    positions: PositionsFile, index: int, n: int, spanning: Any, to_global: IntArray
+    positions: PositionsFile, index: int, n: int, owned: Any, to_global: IntArray
 ) -> tuple[Piece, ...]:
-    return split_part(positions, index, n, spanning, to_global)
+    return split_part(positions, index, n, owned[0], owned[1], to_global)
 
 
 def _piece(pieces: tuple[Piece, ...], p: int) -> Piece:
@@ -559,12 +559,10 @@ def run_on_cluster(
     mapping = mapping_of(names, session)
     shared = cl.scatter(session, broadcast=True, hash=False)
     n = len(specs)
-    every = np.concatenate([np.unique(i.hashes) for i in infos]) if infos else np.zeros(0)
-    uniq, counts = np.unique(every, return_counts=True)
-    spanning = uniq[counts > 1]
+    spanning, owners = _owners(infos, n)
     name_list = list(stub.names)
     if spanning.size and n > 1:
-        span_f = cl.scatter(spanning, broadcast=True, hash=False)
+        span_f = cl.scatter((spanning, owners), broadcast=True, hash=False)
         cut = [
             cl.submit(_pieces, r, i, n, span_f, to_global[i], pure=False)
             for i, r in enumerate(reads)
@@ -600,6 +598,37 @@ def run_on_cluster(
     )
 
 
+FEW_SPANNING = 0.01
+"""Below this share of accounts spanning parts, each goes to the first part it is in."""
+
+
+def _owners(infos: Sequence[PartInfo], n: int) -> tuple[Any, IntArray]:
+    """The accounts (hashes, sorted) that appear in several parts, and the part owning each.
+
+    A file written by account has a few, at the row-group boundaries: each stays with the
+    first part it appears in (the later parts hand over a few rows). A shuffled file has
+    nearly all: each goes to part ``hash mod n``, which balances the partitions.
+    """
+    if not infos:
+        return np.zeros(0, dtype=np.uint64), np.zeros(0, dtype=np.int64)
+    per = [np.unique(i.hashes) for i in infos]
+    every = np.concatenate(per)
+    part = np.repeat(np.arange(len(per)), [p.size for p in per])
+    order = np.argsort(every, kind="stable")  # parts ascending within one hash
+    every, part = every[order], part[order]
+    first = np.ones(every.size, dtype=np.bool_)
+    first[1:] = every[1:] != every[:-1]
+    counts = np.diff(np.append(np.flatnonzero(first), every.size))
+    uniq, first_part = every[first], part[first]
+    span = counts > 1
+    spanning = uniq[span]
+    if spanning.size <= FEW_SPANNING * uniq.size:
+        owners: IntArray = first_part[span].astype(np.int64)
+    else:
+        owners = (spanning % np.uint64(n)).astype(np.int64)
+    return spanning, owners
+
+
 def _check(read: PositionsFile | InputError) -> PartInfo | InputError:
     return read if isinstance(read, InputError) else part_info(read)
 
@@ -619,8 +648,17 @@ def local_cluster(workers: int) -> Iterator[Client]:
 
     make_cluster: Any = LocalCluster
     make_client: Any = Client
+    import dask
+
     env = {"NUMBA_NUM_THREADS": "1", "OMP_NUM_THREADS": "1", "OMP_WAIT_POLICY": "PASSIVE"}
+    # Dask's nannies set MALLOC_TRIM_THRESHOLD_=65536 by default, which (as any explicit
+    # malloc tuning) turns off glibc's dynamic mmap threshold: every temporary above 128 kB
+    # is then mmap'd and unmapped, page-faulting afresh each time (measured 2-3x slower
+    # margining). The workers keep glibc's defaults instead.
+    spawn = dict(dask.config.get("distributed.nanny.pre-spawn-environ", {}))
+    spawn.pop("MALLOC_TRIM_THRESHOLD_", None)
     with (
+        dask.config.set({"distributed.nanny.pre-spawn-environ": spawn}),
         make_cluster(
             n_workers=workers,
             threads_per_worker=1,

@@ -13,10 +13,12 @@ functions run in one process):
    :func:`part_info` is what the driver needs of it: its names (to build one session over
    the union) and a 64-bit hash of each account (:func:`account_hashes`).
 3. The driver finds the accounts that appear in more than one part. Every other account is
-   margined where it was read; a *spanning* account goes to part ``hash mod n``
-   (:func:`split_part` cuts a part into those pieces, :func:`merge_pieces` joins the pieces
-   of one partition). A file written by account (sorted, or a dataset partitioned by a hash
-   of the account) moves nothing; a shuffled file moves about ``(n−1)/n`` of its rows.
+   margined where it was read. When few accounts span parts (a file written by account:
+   only those cut by a row-group boundary), each goes to the first part it appears in;
+   when many do (a shuffled file), each goes to part ``hash mod n``, which balances the
+   partitions (:func:`split_part` cuts a part into pieces by owner, :func:`merge_pieces`
+   joins the pieces of one partition). A dataset partitioned by account moves nothing; a
+   shuffled file moves about ``(n−1)/n`` of its rows.
 4. Each partition is margined by :func:`portmargin.batch._run.margin_rows`, exactly as a
    single-process run margins the whole file: an account's rows are all in one partition,
    in file order, so its arithmetic is the same, bit for bit.
@@ -293,36 +295,52 @@ def split_part(
     index: int,
     n: int,
     spanning: UInt64Array,
+    owners: IntArray,
     to_global: IntArray,
 ) -> tuple[Piece, ...]:
     """Cut a part into ``n`` pieces by owner (module docstring, step 3).
 
-    Its own accounts stay (piece ``index``), spanning ones go to piece ``hash mod n``;
-    rejects follow their account (a reject naming no account stays).
+    Its own accounts stay (piece ``index``); an account whose hash is in the sorted
+    ``spanning`` goes to piece ``owners[k]`` of its hash ``spanning[k]``; rejects follow
+    their account (a reject naming no account stays).
     """
-    labels = [*positions.accounts, *_reject_only(positions)]
+    extra = _reject_only(positions)
+    labels = [*positions.accounts, *extra]
     h = account_hashes(labels)
-    span = np.isin(h, spanning)
-    owner = np.where(span, (h % np.uint64(n)).astype(np.int64), index)
-    own_of = dict(zip(labels, owner.tolist(), strict=True))
-    acc_owner = owner[: len(positions.accounts)]
-    row_owner = acc_owner[positions.account_code] if positions.account_code.size else owner[:0]
+    owner = np.full(h.size, index, dtype=np.int64)
+    if spanning.size:
+        at = np.minimum(np.searchsorted(spanning, h), spanning.size - 1)
+        hit = spanning[at] == h
+        owner[hit] = owners[at[hit]]
+    n_acc = len(positions.accounts)
+    acc_owner = owner[:n_acc]
+    row_owner = acc_owner[positions.account_code]
     all_rows = positions.row_numbers(np.arange(positions.quantity.size, dtype=np.int64))
+    reject_owner: dict[str, int] = {}
+    if positions.rejects:
+        reject_owner = dict(zip(labels, owner.tolist(), strict=True))
+    accounts = np.array(positions.accounts, dtype=object)
     pieces = []
     for p in range(n):
-        sel = np.flatnonzero(row_owner == p)
         accs = np.flatnonzero(acc_owner == p)
-        remap = np.full(len(positions.accounts), -1, dtype=np.int64)
-        remap[accs] = np.arange(accs.size)
+        sel: Any
+        if accs.size == n_acc:  # everything stays: the rows as they are
+            sel = slice(None)
+            codes = positions.account_code
+        else:
+            sel = np.flatnonzero(row_owner == p)
+            remap = np.full(n_acc, -1, dtype=np.int64)
+            remap[accs] = np.arange(accs.size)
+            codes = remap[positions.account_code[sel]]
         rejects = tuple(
             r
             for r in positions.rejects
-            if (own_of[r.account] if r.account is not None else index) == p
+            if (reject_owner[r.account] if r.account is not None else index) == p
         )
         pieces.append(
             Piece(
-                tuple(positions.accounts[i] for i in accs.tolist()),
-                remap[positions.account_code[sel]],
+                tuple(accounts[accs].tolist()),
+                codes,
                 to_global[positions.name_code[sel]],
                 positions.quantity[sel],
                 all_rows[sel],
@@ -333,16 +351,29 @@ def split_part(
 
 
 def merge_pieces(source: str, pieces: Sequence[Piece], names: Sequence[str]) -> Rows:
-    """One partition from its pieces, in part order: accounts by first appearance."""
-    index: dict[str, int] = {}
+    """One partition from its pieces, in part order: accounts by first appearance.
+
+    The pieces' account lists, concatenated in part order, are dictionary-encoded (Arrow
+    keeps the order of first appearance), which is the accounts' order in the file.
+    """
+    labels = pa.chunked_array(
+        [pa.array(list(pc.accounts), pa.string()) for pc in pieces], type=pa.string()
+    )
+    enc = labels.combine_chunks().dictionary_encode() if len(labels) else None
     codes = []
+    offset = 0
     for pc in pieces:
-        local = np.array([index.setdefault(a, len(index)) for a in pc.accounts], dtype=np.int64)
+        if enc is None or not pc.accounts:
+            codes.append(pc.account_code)
+            continue
+        local = enc.indices.to_numpy()[offset : offset + len(pc.accounts)].astype(np.int64)
         codes.append(local[pc.account_code] if pc.account_code.size else pc.account_code)
+        offset += len(pc.accounts)
+    accounts = enc.dictionary.to_pylist() if enc is not None else []
     rejects = sorted((r for pc in pieces for r in pc.rejects), key=lambda r: r.row)
     return Rows(
         source,
-        list(index),
+        accounts,
         names,
         _cat(codes, np.int64),
         _cat([pc.name_code for pc in pieces], np.int64),
