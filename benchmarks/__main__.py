@@ -320,26 +320,39 @@ def main() -> None:
     grid = tuple(g for g in GRID if not QUICK or g[0] <= 100_000)
     points, coef = scale_rows(grid)
     scale_md = [
-        "| accounts | positions | instruments | session build | margin | margin CPU | peak |",
-        "|---:|---:|---:|---:|---:|---:|---:|",
+        "| accounts | positions | instruments | session build | margin | margin CPU | batch "
+        "memory | session arrays |",
+        "|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for p in points:
-        t_fit, m_fit = predict(coef, p["accounts"], p["legs"], p["instruments"])
+        t_fit, m_fit, w_fit = predict(coef, p["accounts"], p["legs"], p["instruments"], p["pairs"])
         scale_md.append(
-            f"| {p['accounts']:,.0f} | {p['legs']:.0f} | {p['instruments']:,.0f} | "
+            f"| {p['accounts']:,.0f} | {p['legs']:.0f} | {p['instruments']:,.0f} "
+            f"({p['pairs']:.0f} pairs) | "
             f"{p['session_s']:.2f} s | {p['margin_s']:.2f} s (model {t_fit:.2f}) | "
-            f"{p['margin_cpu_s']:.2f} s | {p['peak_gb']:.2f} GB (model {m_fit:.2f}) |"
+            f"{p['margin_cpu_s']:.2f} s | {p['peak_gb']:.2f} GB (model {m_fit:.2f}) | "
+            f"{p['session_gb']:.2f} GB (model {w_fit:.2f}) |"
         )
     extrap = []
-    for n, legs_n in ((1e7, 20), (1e7, 200), (1e6, 200), (3e7, 20)):
-        t_x, m_x = predict(coef, n, legs_n, 1856)
-        extrap.append(f"| {n:,.0f} | {legs_n} | {t_x:.0f} s | {m_x:.1f} GB |")
+    for n, legs_n, inst_n, pairs_n in (
+        (1e7, 20, 1856, 2),
+        (1e7, 200, 1856, 2),
+        (1e6, 200, 1856, 2),
+        (1e7, 20, 50_000, 56),
+    ):
+        t_x, m_x, w_x = predict(coef, n, legs_n, inst_n, pairs_n)
+        extrap.append(
+            f"| {n:,.0f} | {legs_n} | {inst_n:,} ({pairs_n} pairs) | {t_x:.0f} s | "
+            f"{m_x:.1f} GB | {w_x:.2f} GB |"
+        )
     rows.append(
         (
             "(m) scale model fit",
             f"{coef['b'] * 1e9:.0f} ns/position",
-            f"+ {coef['a'] * 1e6:.2f} us/account; memory {coef['d'] * 1e9:.0f} B/position "
-            f"+ {coef['c'] * 1e9:.0f} B/account; session {coef['f'] * 1e6:.0f} us/instrument",
+            f"+ {coef['a'] * 1e9:.0f} ns/account/pair; memory {coef['d'] * 1e9:.0f} B/position "
+            f"+ {coef['c'] * 1e9:.0f} B/account/pair; W {coef['e'] * 1e9:.0f} B/instrument/pair; "
+            "session "
+            f"{coef['f'] * 1e6:.0f} us/instrument + {coef['g'] * 1e6:.1f} us/instrument/pair",
         )
     )
 
@@ -418,20 +431,25 @@ def main() -> None:
         "Each point margins a synthetic batch in its own process (`benchmarks/_scale.py`: "
         "accounts on one underlying, 40 % on two; more instruments by cloning the BTC chain "
         "under new linear underlyings). The model, fitted by least squares on these points: "
-        "margin time `t = t0 + a·N + b·N·L`, peak memory `m = m0 + c·N + d·N·L + e·I`.",
+        "margin time `t = t0 + a·N·P + b·N·L`, batch memory (traced peak of building `Q` "
+        "and margining) `m0 + d·N·L + c·N·P` plus the session's arrays `e·I·P`, session "
+        "build `s = s0 + f·I + g·I·P` (`P` (pool, underlying) pairs). Memory is in GB in "
+        "the table, bytes in the fit.",
         "",
         *scale_md,
         "",
-        f"Fit: t0 = {coef['t0']:.2f} s, a = {coef['a'] * 1e6:.2f} us/account, "
+        f"Fit: t0 = {coef['t0']:.2f} s, a = {coef['a'] * 1e9:.0f} ns/account/pair, "
         f"b = {coef['b'] * 1e9:.0f} ns/position; m0 = {coef['m0']:.2f} GB, "
-        f"c = {coef['c'] * 1e9:.0f} B/account, d = {coef['d'] * 1e9:.0f} B/position, "
-        f"e = {coef['e'] * 1e6:.1f} kB/instrument; session s = {coef['s0']:.2f} s + "
-        f"{coef['f'] * 1e6:.0f} us/instrument.",
+        f"d = {coef['d'] * 1e9:.0f} B/position, c = {coef['c'] * 1e9:.0f} B/account/pair, "
+        f"e = {coef['e'] * 1e9:.0f} B/instrument/pair; "
+        f"session s0 = {coef['s0']:.2f} s, f = {coef['f'] * 1e6:.0f} us/instrument, "
+        f"g = {coef['g'] * 1e6:.1f} us/instrument/pair.",
         "",
-        "Extrapolated (real chain, 1,856 instruments, one process, in memory):",
+        "Extrapolated (one process, in memory, margining only: reading and building `Q` "
+        "come on top):",
         "",
-        "| accounts | positions | margin | peak memory |",
-        "|---:|---:|---:|---:|",
+        "| accounts | positions | instruments | margin | batch memory | session arrays |",
+        "|---:|---:|---:|---:|---:|---:|",
         *extrap,
         "",
     ]

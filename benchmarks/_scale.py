@@ -9,12 +9,16 @@ scaled per clone) to reach 2k … 50k instruments, as all venues' chains togethe
 
 ``scale_rows()`` runs a grid of points in subprocesses and fits, by least squares,
 
-    margin time  t(N, L, I) = t0 + a·N + b·N·L                    (seconds)
-    peak memory  m(N, L, I) = m0 + c·N + d·N·L + e·I              (GB)
+    margin time  t(N, L, P) = t0 + a·N·P + b·N·L                  (seconds)
+    batch memory m(N, L, P) = m0 + d·N·L + c·N·P                  (GB, traced peak)
+    session      w(I, P) = e·I·P                                   (GB: W is dense)
+    session      s(I, P) = s0 + f·I + g·I·P                        (seconds)
 
-``N`` accounts, ``L`` positions per account, ``I`` instruments; the session build is
-``s(I) = s0 + f·I`` once per market state. The fit is then extrapolated to 10⁷ accounts
-and 200 positions, and to where one 24 GB machine stops fitting the batch in memory.
+``N`` accounts, ``L`` positions per account, ``I`` instruments, ``P`` (pool, underlying)
+pairs: stage 2 costs each account every pair of its pools once the accounts of a chunk hold
+more than 8 patterns of pairs, and ``W`` is dense over every pair's scenarios. The fit is
+then extrapolated to 10⁷ accounts and 200 positions, and to where one 24 GB machine stops
+fitting the batch in memory.
 """
 
 from __future__ import annotations
@@ -107,23 +111,45 @@ def point(n: int, legs: int, underlyings: int) -> dict[str, float]:
     c0 = time.process_time()
     res = session.margin(book)
     t3 = time.perf_counter()
+    cpu = time.process_time() - c0
     assert np.all(np.isfinite(res.initial_margin))
+    del res, book, q
+    # memory of the batch itself (NumPy's allocations are traced): book, then margin
+    import tracemalloc
+
+    tracemalloc.start()
+    q = _book(session, n, legs, seed=5)
+    session.margin(session.book([f"a{i}" for i in range(n)], q))
+    batch_peak = tracemalloc.get_traced_memory()[1] / 1e9
+    tracemalloc.stop()
     return {
         "accounts": float(n),
         "legs": float(legs),
         "instruments": float(len(session.instruments)),
+        "pairs": float(len(session.pairs)),
         "session_s": t1 - t0,
         "book_s": t2 - t1,
         "margin_s": t3 - t2,
-        "margin_cpu_s": time.process_time() - c0,
-        "peak_gb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024 / 1024,
+        "margin_cpu_s": cpu,
+        "peak_gb": batch_peak,
+        "session_gb": _session_bytes(session) / 1e9,
+        "process_peak_gb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024 / 1024,
     }
+
+
+def _session_bytes(session: MarginSession) -> int:
+    """Bytes of the session's arrays: W and its copies, indicators, the risk arrays."""
+    arrays = [session.weights, session.indicators, session.short_indicators, session._stacked]
+    arrays += [session._tail_w, *session._pair_w, *(x for x in session._cash_w if x is not None)]
+    arrays += [a for ra in session.arrays.values() for a in (ra.pnl_settle, ra.pnl_usd)]
+    return int(sum(a.nbytes for a in arrays))
 
 
 GRID = (
     (100_000, 20, 2),
     (300_000, 20, 2),
     (1_000_000, 20, 2),
+    (2_000_000, 20, 2),
     (100_000, 5, 2),
     (100_000, 50, 2),
     (100_000, 200, 2),
@@ -149,21 +175,29 @@ def fit(points: list[dict[str, float]]) -> dict[str, float]:
     n = np.array([p["accounts"] for p in points])
     legs = np.array([p["legs"] for p in points])
     inst = np.array([p["instruments"] for p in points])
+    pairs = np.array([p["pairs"] for p in points])
     t = np.array([p["margin_s"] for p in points])
     m = np.array([p["peak_gb"] for p in points])
     s = np.array([p["session_s"] for p in points])
-    ta = np.linalg.lstsq(np.column_stack([np.ones_like(n), n, n * legs]), t, rcond=None)[0]
-    ma = np.linalg.lstsq(np.column_stack([np.ones_like(n), n, n * legs, inst]), m, rcond=None)[0]
-    sa = np.linalg.lstsq(np.column_stack([np.ones_like(inst), inst]), s, rcond=None)[0]
-    keys = ("t0", "a", "b", "m0", "c", "d", "e", "s0", "f")
-    return dict(zip(keys, [*ta, *ma, *sa], strict=True))
+    one = np.ones_like(n)
+    ta = np.linalg.lstsq(np.column_stack([one, n * pairs, n * legs]), t, rcond=None)[0]
+    ma = np.linalg.lstsq(np.column_stack([one, n * legs, n * pairs]), m, rcond=None)[0]
+    w = np.array([p["session_gb"] for p in points])
+    e = float(np.linalg.lstsq((inst * pairs)[:, None], w, rcond=None)[0][0])
+    sa = np.linalg.lstsq(np.column_stack([one, inst, inst * pairs]), s, rcond=None)[0]
+    keys = ("t0", "a", "b", "m0", "d", "c", "s0", "f", "g")
+    out = dict(zip(keys, [*ta, *ma, *sa], strict=True))
+    out["e"] = e
+    return out
 
 
-def predict(c: dict[str, float], n: float, legs: float, inst: float) -> tuple[float, float]:
-    """(margin seconds, peak GB) of the fitted model."""
-    t = c["t0"] + c["a"] * n + c["b"] * n * legs
-    m = c["m0"] + c["c"] * n + c["d"] * n * legs + c["e"] * inst
-    return t, m
+def predict(
+    c: dict[str, float], n: float, legs: float, inst: float, pairs: float
+) -> tuple[float, float, float]:
+    """(margin seconds, batch GB, session GB) of the fitted model."""
+    t = c["t0"] + c["a"] * n * pairs + c["b"] * n * legs
+    m = c["m0"] + c["d"] * n * legs + c["c"] * n * pairs
+    return t, m, c["e"] * inst * pairs
 
 
 def scale_rows(grid: tuple[tuple[int, int, int], ...] = GRID) -> tuple[list[Any], dict[str, float]]:

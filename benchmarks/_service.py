@@ -67,8 +67,13 @@ async def _load(base: str, key: str, seconds: float, rate: float) -> dict[str, A
     headers = {"Authorization": f"Bearer {key}"}
     limits = httpx.Limits(max_connections=64, max_keepalive_connections=64)
     async with httpx.AsyncClient(base_url=base, headers=headers, limits=limits, timeout=30) as c:
-        for p, b in bodies.items():  # warm the method caches
-            r = await c.post(p, json=b)
+        for p, b in bodies.items():  # warm the method caches, once the feed has priced
+            deadline = time.monotonic() + 120.0
+            while True:
+                r = await c.post(p, json=b)
+                if r.status_code != 503 or time.monotonic() > deadline:
+                    break
+                await asyncio.sleep(0.5)  # 503: no (or stale) market data yet on a busy machine
             r.raise_for_status()
 
         async def one(path: str) -> None:

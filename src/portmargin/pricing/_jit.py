@@ -54,6 +54,22 @@ def _black76(
 
 
 @_jit()
+def _black76_log(
+    F: float, K: float, sqrt_t: float, sigma: float, call: bool, df: float, ln_fk: float
+) -> float:  # pragma: no cover - compiled
+    """:func:`_black76` with ``√T`` and ``ln(F/K)`` given (hoisted out of the scenario loop)."""
+    sd = sigma * sqrt_t
+    if sqrt_t > 0.0 and sd > 0.0 and F > 0.0 and K > 0.0:
+        d1 = ln_fk / sd + 0.5 * sd
+        d2 = d1 - sd
+        v: float = F * _ndtr(d1) - K * _ndtr(d2) if call else K * _ndtr(-d2) - F * _ndtr(-d1)
+        return df * max(v, 0.0)
+    if call:
+        return df * max(F - K, 0.0)
+    return df * max(K - F, 0.0)
+
+
+@_jit()
 def _shocked(
     sigma: float,
     k: float,
@@ -101,6 +117,9 @@ def risk_pnl(
     out_usd: Any,
 ) -> None:  # pragma: no cover - compiled
     n, s = out_usd.shape
+    ln_move = np.empty(s)  # ln(1 + m_j): ln F' = ln(F·roll) + ln(1 + m) for untiered rows
+    for j in range(s):
+        ln_move[j] = math.log(1.0 + price_moves[j]) if price_moves[j] > -1.0 else -np.inf
     for i in numba.prange(n):
         if settled[i]:
             for j in range(s):
@@ -114,13 +133,22 @@ def risk_pnl(
             t_after = max(t - lookahead, 0.0)
             df_after = df[i] ** (t_after / t) if t > 0.0 else df[i] ** 1.0
             roll = math.exp(-carry[i] * min(lookahead, max(t, 0.0)))
+            sqrt_t = math.sqrt(t_after)
+            k_i = K[i]
+            ln_row = math.log(f * roll / k_i) if f > 0.0 and k_i > 0.0 else 0.0
             for j in range(s):
                 m = scale * price_moves[j]
                 sig = _shocked(
                     sigma[i], vol_scale[i], directions[j], relative, up, down, lo_up, lo_down
                 )
                 fwd = f * (1.0 + m) * roll
-                v = mult[i] * _black76(fwd, K[i], t_after, sig, call[i], df_after)
+                if scale == 1.0:
+                    ln_fk = ln_row + ln_move[j]
+                elif fwd > 0.0 and k_i > 0.0:
+                    ln_fk = math.log(fwd / k_i)
+                else:
+                    ln_fk = 0.0
+                v = mult[i] * _black76_log(fwd, k_i, sqrt_t, sig, call[i], df_after, ln_fk)
                 usd = v - v0[i]
                 out_usd[i, j] = usd
                 if inverse[i]:
