@@ -74,7 +74,7 @@ def test_naked_short_put_floor_on_strike_cboe() -> None:
 
 
 def test_naked_short_put_floor_on_spot_strategy() -> None:
-    # crypto `strategy` set: 15 % / 10 % with the floor on S for puts too (deribit.md §2.1):
+    # crypto `strategy` set: 15 % / 10 % with the floor on S for puts too (Deribit standard):
     # 100·(0.10 + max(15 − 30, 0.10·100)) = 100·10.10 = 1010
     res = run([(p(70), -1, 0.10)], "strategy")
     assert res.gross_initial_margin == pytest.approx(1010.0)
@@ -264,7 +264,7 @@ def test_trap_two_leg_order() -> None:
     assert res.gross_initial_margin == pytest.approx(1700.0 + 300.0)
 
 
-# --- deribit.md §2.1/§2.2 Deribit standard margin, inverse, per coin ------------------------
+# --- Deribit standard margin (support article), inverse, per coin ----- ------------------------
 
 
 def deribit(

@@ -27,7 +27,7 @@ from portmargin.rules._book import Book, Leg, LegKind, OptionLeg, UnderlyingLeg,
 from portmargin.rules._enumerate import candidate_table
 from portmargin.rules._market import RulesMarket
 from portmargin.rules._params import NakedLevel, RuleSet
-from portmargin.rules._solve import Decomposition, greedy_books, solve_books
+from portmargin.rules._solve import Decomposition, pair_books
 
 __all__ = ["PoolResult", "RulesResult", "StrategyGroup", "build_books", "rules_margin"]
 
@@ -416,8 +416,9 @@ def rules_margin(
     rule_set
         From :func:`load_rule_set`.
     time_limit
-        Seconds for the pairing of the whole portfolio; past it the best decomposition found
-        is reported with its proven bound (``optimality_gap`` > 0). ``None``: exact.
+        Seconds for the pairing search of the whole portfolio (the LPs and MILPs; candidate
+        enumeration and the greedy baseline run regardless); past it the best decomposition
+        found is reported with its proven bound (``optimality_gap`` > 0). ``None``: exact.
 
     Returns
     -------
@@ -430,33 +431,35 @@ def rules_margin(
     InputError
         On a non-finite quantity or mark.
     """
-    start = time.perf_counter()
-    deadline = None if time_limit is None else start + time_limit
     books, equity, indices = build_books(positions, cash, market, rule_set)
     by_und: dict[str, list[Book]] = {}
     for book in books:
         by_und.setdefault(book.underlying, []).append(book)
-    n_solves = 2 * len(by_und)
+    tables = {und: [candidate_table(b) for b in group] for und, group in by_und.items()}
+    # the search (not the enumeration) gets the time limit, shared by underlying, IM then MM
+    search_left = time_limit
+    n_left = len(by_und)
     entries: dict[str, list[_Entry]] = {}
     gaps: dict[str, list[tuple[float, float]]] = {}
     for und in sorted(by_und):
         group = by_und[und]
-        tables = [candidate_table(b) for b in group]
-        sols = []
-        for maintenance in (False, True):
-            share = None
-            if deadline is not None:
-                left = max(0.0, deadline - time.perf_counter())
-                share = time.perf_counter() + left / max(1, n_solves)
-            sols.append(solve_books(group, tables, maintenance=maintenance, deadline=share))
-            n_solves -= 1
-        greedy = greedy_books(group, tables)
+        deadlines: list[float | None] = [None, None]
+        t0 = time.perf_counter()
+        if search_left is not None:
+            share = max(0.0, search_left) / max(1, n_left)
+            deadlines = [t0 + share / 2, t0 + share]
+        sol_im, sol_mm, greedy = pair_books(
+            group, tables[und], deadline_im=deadlines[0], deadline_mm=deadlines[1]
+        )
+        if search_left is not None:
+            search_left -= time.perf_counter() - t0
+        n_left -= 1
         for k, book in enumerate(group):
             entries.setdefault(book.currency, []).append(
-                _Entry(book, sols[0].decompositions[k], sols[1].decompositions[k], greedy[k])
+                _Entry(book, sol_im.decompositions[k], sol_mm.decompositions[k], greedy[k])
             )
             gaps.setdefault(book.currency, []).append(
-                (sols[0].gap / book.usd_rate, sols[1].gap / book.usd_rate)
+                (sol_im.gap / book.usd_rate, sol_mm.gap / book.usd_rate)
             )
     for pool in equity:
         entries.setdefault(pool, [])
@@ -468,8 +471,9 @@ def rules_margin(
         proceeds = sum(e.im.proceeds for e in es)
         greedy_gross = sum(e.greedy.gross_im for e in es)
         naked_gross = sum(abs(leg.qty) * leg.single_im for e in es for leg in e.book.legs)
-        gap_im = sum(g for g, _ in gaps.get(pool, []))
-        gap_mm = sum(g for _, g in gaps.get(pool, []))
+        # a gross requirement is never negative: the gap is at most the whole of it
+        gap_im = min(g_im, sum(g for g, _ in gaps.get(pool, [])))
+        gap_mm = min(g_mm, sum(g for _, g in gaps.get(pool, [])))
         im = max(0.0, g_im - proceeds)
         mm = max(0.0, g_mm - proceeds)
         rel = max(gap_im / g_im if g_im > 0 else 0.0, gap_mm / g_mm if g_mm > 0 else 0.0)

@@ -26,11 +26,12 @@ import numpy as np
 from portmargin.rules._book import Book, BoolArray, FloatArray, IntArray, LegKind, UnderlyingLeg
 from portmargin.rules._strategies import KINDS, Candidate
 
-__all__ = ["CandidateTable", "candidate_table", "enumerate_candidates"]
+__all__ = ["CandidateTable", "candidate_table", "enumerate_candidates", "straddles_as_columns"]
 
 _CODE = {k: np.int8(i) for i, k in enumerate(KINDS)}
 _INF = np.inf
 _CHUNK = 2_000_000  # tuples priced at once (memory bound)
+_STRADDLE_COLUMNS = 2_500  # short call × short put pairs up to which straddles are columns
 _SPREADS = [_CODE["vertical_spread"], _CODE["calendar_spread"], _CODE["diagonal_spread"]]
 _FOUR = [_CODE[k] for k in KINDS[5:15]]  # two short and two long contracts
 
@@ -120,6 +121,11 @@ class _Pricer:
         self.sn_im = a.single_im - a.proceeds  # net stand-alone requirement
         self.sn_mm = a.single_mm - a.proceeds
         self._local: dict[tuple[float, float], tuple[IntArray, list[Float2D]]] = {}
+        keys: dict[tuple[float, float], int] = {}
+        gid = np.full(len(a.qty), -1, dtype=np.int64)
+        for i in np.flatnonzero(a.is_option).tolist():
+            gid[i] = keys.setdefault((float(a.expiry[i]), float(a.units[i])), len(keys))
+        self._gid = gid
 
     # -- maximum potential loss -----------------------------------------------------------
 
@@ -651,17 +657,12 @@ class _Pricer:
                for k in ("s1l1", "s2l2", "s1l2", "s2l1", "s1s2")}  # fmt: skip
         if not len(s1):
             return out
-        exp, units = a.expiry[s1], a.units[s1]
-        if (exp == exp[0]).all() and (units == units[0]).all():  # one bucket: the usual case
-            groups = [((float(exp[0]), float(units[0])), np.arange(len(s1)))]
-        else:
-            keys = np.stack([exp, units], axis=1)
-            uniq, inv = np.unique(keys, axis=0, return_inverse=True)
-            groups = [
-                ((float(k[0]), float(k[1])), np.flatnonzero(inv.reshape(-1) == g))
-                for g, k in enumerate(uniq)
-            ]
-        for key, rows in groups:
+        gid = self._gid[s1]  # (expiry, multiplier) group of each row
+        order = np.argsort(gid, kind="stable")
+        cuts = np.flatnonzero(np.diff(gid[order])) + 1
+        for rows in np.split(order, cuts):
+            i0 = int(s1[rows[0]])
+            key = (float(a.expiry[i0]), float(a.units[i0]))
             local, (sp_im, sp_mm, st_im, st_mm) = self._pair_tables(key)
             ls1, ls2, ll1, ll2 = (local[c[rows]] for c in (s1, s2, l1, l2))
             for name, (i, j) in {
@@ -740,14 +741,13 @@ class _Pricer:
             r_im[covers_short] = rat * self.sn_im[u]
             r_mm[covers_short] = rat * self.sn_mm[u]
         for name, kept_col in (("collar", 0), ("conversion", 0), ("reverse_conversion", 1)):
-            sel = kind == _CODE[name]
-            if not sel.any():
-                continue
-            kept, u = mem[sel, kept_col], int(mem[sel, 2][0])
-            rat = part.ratio[sel, 2]
-            pr_im, pr_mm = self.cover_pair_net(u, kept)
-            r_im[sel] = np.minimum(rat * self.sn_im[u] + self.sn_im[kept], pr_im)
-            r_mm[sel] = np.minimum(rat * self.sn_mm[u] + self.sn_mm[kept], pr_mm)
+            for u in np.unique(mem[kind == _CODE[name], 2]).tolist():
+                sel = (kind == _CODE[name]) & (mem[:, 2] == u)
+                kept = mem[sel, kept_col]
+                rat = part.ratio[sel, 2]
+                pr_im, pr_mm = self.cover_pair_net(u, kept)
+                r_im[sel] = np.minimum(rat * self.sn_im[u] + self.sn_im[kept], pr_im)
+                r_mm[sel] = np.minimum(rat * self.sn_mm[u] + self.sn_mm[kept], pr_mm)
         return r_im, r_mm
 
     def _dominated(
@@ -788,13 +788,12 @@ class _Pricer:
             for x_im, x_mm in splits:
                 dom |= (x_im <= gi + tl) & (x_mm <= gm + tl)
             dominated[four] = dom
-        for name in ("collar", "conversion", "reverse_conversion"):
-            sel = part.kind == _CODE[name]
-            if not sel.any():
-                continue
+        covers3 = np.isin(part.kind, [_CODE[k] for k in ("collar", "conversion",
+                                                          "reverse_conversion")])  # fmt: skip
+        for u in np.unique(part.members[covers3, 2]).tolist():
+            sel = covers3 & (part.members[:, 2] == u)
             mem = part.members[sel]
-            p, cl, u = mem[:, 0], mem[:, 1], int(mem[0, 2])
-            rat = part.ratio[sel, 2]
+            p, cl = mem[:, 0], mem[:, 1]
             up_im, up_mm = self.cover_pair_net(u, p)
             uc_im, uc_mm = self.cover_pair_net(u, cl)
             gi, gm, tl = net_im[sel], net_mm[sel], tol[sel]
@@ -804,7 +803,6 @@ class _Pricer:
                 (uc_im + self.sn_im[p], uc_mm + self.sn_mm[p]),
             ):
                 dom |= (x_im <= gi + tl) & (x_mm <= gm + tl)
-            del rat
             dominated[sel] = dom
         return dominated
 
@@ -859,16 +857,46 @@ def candidate_table(book: Book, *, prune: bool = True) -> CandidateTable:
     gens: list[Iterator[_Part]] = []
     if "spread" in fam:
         gens.append(pr.spreads())
-    if "straddle" in fam and not prune:
-        gens.append(pr.straddles())  # pruned runs pair them in the solver's straddle block
+    if "straddle" in fam and (not prune or straddles_as_columns(book)):
+        gens.append(pr.straddles())  # else the solver pairs them in its straddle flow
     gens += [
         pr.butterflies(buckets),
         pr.condors(buckets),
         pr.irons_and_boxes(buckets, prune=prune),
         pr.covers(buckets),
     ]
-    kept = [pr.finish(part, prune=prune) for gen in gens for part in gen]
+    kept: list[CandidateTable] = []
+    batch: list[_Part] = []
+    size = 0
+    for gen in gens:
+        for part in gen:  # priced in batches: fewer, larger array operations
+            batch.append(part)
+            size += len(part.kind)
+            if size >= _CHUNK:
+                kept.append(pr.finish(_concat_parts(batch), prune=prune))
+                batch, size = [], 0
+    if batch:
+        kept.append(pr.finish(_concat_parts(batch), prune=prune))
     return _concat([t for t in kept if len(t)])
+
+
+def straddles_as_columns(book: Book) -> bool:
+    """Few short calls × short puts: straddles are plain candidates, not the solver's flow."""
+    a = book.arrays
+    shorts = a.is_option & a.is_short
+    return int((shorts & a.is_call).sum()) * int((shorts & ~a.is_call).sum()) <= _STRADDLE_COLUMNS
+
+
+def _concat_parts(parts: list[_Part]) -> _Part:
+    if len(parts) == 1:
+        return parts[0]
+    return _Part(
+        np.concatenate([p.kind for p in parts]),
+        np.concatenate([p.members for p in parts]),
+        np.concatenate([p.ratio for p in parts]),
+        np.concatenate([p.gross_im for p in parts]),
+        np.concatenate([p.gross_mm for p in parts]),
+    )
 
 
 def enumerate_candidates(book: Book) -> list[Candidate]:

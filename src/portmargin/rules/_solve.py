@@ -36,7 +36,9 @@ Solving it exactly at thousands of legs:
 7. In each MILP only the groups of three or more legs, the covers and the straddle flow's
    per-leg contracts are integer: once they are fixed, spreads pair one leg of
    {short calls, long puts} with one of {long calls, short puts} — a bipartite b-matching,
-   whose LP has integral vertices (totally unimodular; ``rules_based.md`` §4.2), so they
+   whose LP has integral vertices (totally unimodular: Rudd & Schroeder, "The Calculation
+   of Minimum Margin", Management Science 28(12), 1982; Matsypura & Timkovsky, "Margining
+   option portfolios by network flows", Networks, 2012, doi:10.1002/net.20465), so they
    are declared continuous; a fractional vertex is re-solved as integer if ever returned.
 
 ``scipy.optimize.milp`` (SciPy ≤ 1.17) accepts no starting solution, so HiGHS is not
@@ -64,8 +66,8 @@ from scipy.sparse import coo_array, csr_array
 from scipy.sparse.csgraph import connected_components
 
 from portmargin.errors import PortmarginError
-from portmargin.rules._book import Book, BoolArray, FloatArray, IntArray, LegKind, OptionLeg
-from portmargin.rules._enumerate import CandidateTable, candidate_table
+from portmargin.rules._book import Book, BoolArray, FloatArray, IntArray, LegKind
+from portmargin.rules._enumerate import CandidateTable, candidate_table, straddles_as_columns
 from portmargin.rules._strategies import KINDS, Candidate, price_group, singles
 
 __all__ = [
@@ -75,6 +77,7 @@ __all__ = [
     "greedy",
     "greedy_books",
     "optimal",
+    "pair_books",
     "solve_books",
 ]
 
@@ -93,6 +96,8 @@ _SPREADS = ("vertical_spread", "calendar_spread", "diagonal_spread")
 _COVER2 = ("covered_call", "covered_put", "protective_put", "protective_call")
 _TIE_BREAK = 1e-9
 _RC_TOL = 1e-7  # normalised cost units: HiGHS's dual tolerance
+_DIRECT = 4_000  # candidates up to which the MILP is solved whole, without column generation
+_MERGE_CAP = 40  # groups per expiry tried for display merges (pairs: 780)
 
 
 @dataclass(frozen=True, slots=True)
@@ -208,6 +213,7 @@ class _Problem:
     single_cost: FloatArray
     col_book: IntArray
     col_index: IntArray  # row in its book's table
+    col_kind: IntArray  # code in KINDS
     members: np.ndarray[tuple[int, int], np.dtype[np.int64]]
     ratio: np.ndarray[tuple[int, int], np.dtype[np.float64]]
     cost: FloatArray
@@ -235,6 +241,8 @@ def _blocks(
     for b, book in enumerate(books):
         if book.rules.engine == "per_leg" or "straddle" not in book.rules.strategies.families:
             continue
+        if straddles_as_columns(book):
+            continue  # plain columns of the candidate table
         a = book.arrays
         shorts = np.flatnonzero(a.is_option & a.is_short)
         for units in np.unique(a.units[shorts]):
@@ -284,9 +292,9 @@ def _build(
     opt = np.array(is_opt, dtype=bool).reshape(-1)
     cap[opt] = np.round(cap[opt])
     straddles = np.array([KINDS.index(k) for k in ("short_straddle", "short_strangle")])
-    continuous = np.array([KINDS.index(k) for k in _SPREADS])
+    continuous = np.array([KINDS.index(k) for k in (*_SPREADS, "short_straddle", "short_strangle")])
     s_book, s_leg, s_cost, pure = [], [], [], []
-    c_book, c_idx, mem, rat, cost, integral = [], [], [], [], [], []
+    c_book, c_idx, c_kind, mem, rat, cost, integral = [], [], [], [], [], [], []
     for b, (book, table) in enumerate(zip(books, tables, strict=True)):
         a = book.arrays
         rate = book.usd_rate * per_lot
@@ -296,11 +304,15 @@ def _build(
         s_leg.append(np.arange(len(book.legs), dtype=np.int64))
         s_cost.append((mm + _TIE_BREAK * im) if maintenance else (im + _TIE_BREAK * mm))
         pure.append(mm if maintenance else im)
-        keep = ~np.isin(table.kind, straddles)  # the straddle block pairs those
+        # with a straddle flow for this book, its straddle columns (if any) are redundant
+        keep = np.ones(len(table), dtype=bool)
+        if not straddles_as_columns(book):
+            keep = ~np.isin(table.kind, straddles)
         if keep.any():
             n = int(keep.sum())
             c_book.append(np.full(n, b, dtype=np.int64))
             c_idx.append(np.flatnonzero(keep).astype(np.int64))
+            c_kind.append(table.kind[keep].astype(np.int64))
             m = table.members[keep]
             mem.append(np.where(m >= 0, row_of[b][np.where(m >= 0, m, 0)], -1))
             rat.append(table.ratio[keep])
@@ -323,6 +335,7 @@ def _build(
         single_cost=single_cost / scale,
         col_book=np.concatenate(c_book) if c_book else empty_i,
         col_index=np.concatenate(c_idx) if c_idx else empty_i,
+        col_kind=np.concatenate(c_kind) if c_kind else empty_i,
         members=np.concatenate(mem) if mem else np.zeros((0, 4), dtype=np.int64),
         ratio=np.concatenate(rat) if rat else np.zeros((0, 4)),
         cost=(np.concatenate(cost) / scale) if cost else np.zeros(0),
@@ -525,6 +538,20 @@ def _block_value(blk: _Block, u: FloatArray, v: FloatArray) -> float:
     return float(blk.e_call @ u + blk.e_put @ v) - saving
 
 
+def _entering(prob: _Problem, neg: IntArray, rc: FloatArray, limit: int) -> IntArray:
+    """Columns to add to the restricted LP: for each leg, its most negative reduced cost."""
+    mem = prob.members[neg]
+    rows = mem.reshape(-1)
+    cols = np.repeat(neg, mem.shape[1])
+    live = rows >= 0
+    rows, cols = rows[live], cols[live]
+    order = np.lexsort((rc[cols], rows))
+    rows, cols = rows[order], cols[order]
+    first = np.r_[True, rows[1:] != rows[:-1]]
+    chosen = np.unique(cols[first])
+    return chosen[np.argsort(rc[chosen], kind="stable")[:limit]]
+
+
 def _objective(prob: _Problem, x: _X) -> float:
     total = float(prob.single_cost @ x.s + prob.cost @ x.m)
     for blk, u, v in zip(prob.blocks, x.u, x.v, strict=True):
@@ -575,7 +602,7 @@ def _pairs(blk: _Block, u: FloatArray, v: FloatArray) -> list[tuple[int, int, fl
 
 def _greedy(prob: _Problem) -> tuple[_X, list[list[tuple[int, int, float]]]]:
     """Greedy solution (lots) and its straddle pairs per block: see :func:`greedy`."""
-    remaining = prob.caps.copy()
+    left = prob.caps.tolist()
     x = _X(
         np.zeros(prob.n_single),
         np.zeros(prob.n_multi),
@@ -585,64 +612,66 @@ def _greedy(prob: _Problem) -> tuple[_X, list[list[tuple[int, int, float]]]]:
     rank = np.full(len(KINDS), -1)
     for o, name in enumerate(_GREEDY_ORDER):
         rank[KINDS.index(name)] = o
-    kinds = (
-        np.concatenate([prob.tables[int(b)].kind[[int(t)]] for b, t in
-                        zip(prob.col_book, prob.col_index, strict=True)]).astype(np.int64)
-        if prob.n_multi else np.zeros(0, dtype=np.int64)
-    )  # fmt: skip
+    benefit = _greedy_benefit(prob)
+    whole = prob.lot is not None
     pairs: list[list[tuple[int, int, float]]] = [[] for _ in prob.blocks]
-    for b in range(len(prob.books)):
-        sel = np.flatnonzero((prob.col_book == b) & (rank[kinds] >= 0) & _greedy_benefit(prob))
-        legs = (
-            np.stack([prob.tables[b].members[int(t)] for t in prob.col_index[sel]])
-            if len(sel)
-            else np.zeros((0, 4), dtype=np.int64)
-        )
+    for b, table in enumerate(prob.tables):
+        sel = np.flatnonzero(prob.col_book == b)
+        sel = sel[(rank[prob.col_kind[sel]] >= 0) & benefit[sel]]
+        # the fixed kind order, then the legs' stable (name) order
+        legs = table.members[prob.col_index[sel]]
         legs = np.where(legs >= 0, legs, np.iinfo(np.int64).max)
-        order = np.lexsort([legs[:, 3], legs[:, 2], legs[:, 1], legs[:, 0], rank[kinds[sel]]])
-        for t in sel[order].tolist():
-            mem = prob.members[t]
-            live = mem >= 0
-            n = float(np.min(remaining[mem[live]] / prob.ratio[t][live]))
-            if prob.lot is not None:
-                n = float(np.floor(n + 1e-9))
+        order = np.lexsort(
+            [legs[:, 3], legs[:, 2], legs[:, 1], legs[:, 0], rank[prob.col_kind[sel]]]
+        )
+        chosen = sel[order]
+        for t, mem, rat in zip(
+            chosen.tolist(), prob.members[chosen].tolist(), prob.ratio[chosen].tolist(), strict=True
+        ):
+            use = [(i, r) for i, r in zip(mem, rat, strict=True) if i >= 0]
+            n = min(left[i] / r for i, r in use)
+            if whole:
+                n = math.floor(n + 1e-9)
             if n <= 1e-12:
                 continue
-            remaining[mem[live]] -= prob.ratio[t][live] * n
+            for i, r in use:
+                left[i] -= r * n
             x.m[t] += n
         for k, blk in enumerate(prob.blocks):
-            if blk.book != b:
-                continue
-            book = prob.books[b]
-            cand = []
-            for i, c in enumerate(blk.call_legs.tolist()):
-                for j, p in enumerate(blk.put_legs.tolist()):
-                    lc, lp = book.legs[c], book.legs[p]
-                    if min(blk.e_call[i], blk.e_put[j]) <= 0:
-                        continue
-                    same = (
-                        isinstance(lc, OptionLeg)
-                        and isinstance(lp, OptionLeg)
-                        and lc.strike == lp.strike
-                        and lc.expiry == lp.expiry
-                    )
-                    cand.append((0 if same else 1, min(c, p), max(c, p), i, j))
-            cand.sort()
-            for _, _, _, i, j in cand:
-                rc, rp = blk.call_rows[i], blk.put_rows[j]
-                n = float(min(remaining[rc], remaining[rp]))
-                if prob.lot is not None:
-                    n = float(np.floor(n + 1e-9))
-                if n <= 1e-12:
-                    continue
-                remaining[rc] -= n
-                remaining[rp] -= n
-                x.u[k][i] += n
-                x.v[k][j] += n
-                pairs[k].append((int(blk.call_legs[i]), int(blk.put_legs[j]), n))
+            if blk.book == b:
+                pairs[k] = _greedy_straddles(prob.books[b], blk, left, x.u[k], x.v[k], whole=whole)
+    remaining = np.array(left, dtype=np.float64).reshape(-1)
     _, first = np.unique(prob.single_row, return_index=True)
     x.s[first] = np.maximum(remaining[prob.single_row[first]], 0.0)
     return x, pairs
+
+
+def _greedy_straddles(
+    book: Book, blk: _Block, left: list[float], u: FloatArray, v: FloatArray, *, whole: bool
+) -> list[tuple[int, int, float]]:
+    """Short call × short put pairs, straddles first, then by the legs' (name) order."""
+    a = book.arrays
+    grid = np.meshgrid(np.arange(len(blk.call_legs)), np.arange(len(blk.put_legs)), indexing="ij")
+    i, j = grid[0].reshape(-1), grid[1].reshape(-1)
+    keep = np.minimum(blk.e_call[i], blk.e_put[j]) > 0
+    i, j = i[keep], j[keep]
+    c, p = blk.call_legs[i], blk.put_legs[j]
+    same = (a.strike[c] == a.strike[p]) & (a.expiry[c] == a.expiry[p])
+    order = np.lexsort([np.maximum(c, p), np.minimum(c, p), ~same])
+    out = []
+    for ii, jj in zip(i[order].tolist(), j[order].tolist(), strict=True):
+        rc, rp = int(blk.call_rows[ii]), int(blk.put_rows[jj])
+        n = min(left[rc], left[rp])
+        if whole:
+            n = math.floor(n + 1e-9)
+        if n <= 1e-12:
+            continue
+        left[rc] -= n
+        left[rp] -= n
+        u[ii] += n
+        v[jj] += n
+        out.append((int(blk.call_legs[ii]), int(blk.put_legs[jj]), float(n)))
+    return out
 
 
 def _greedy_benefit(prob: _Problem) -> BoolArray:
@@ -678,18 +707,20 @@ def _initial_columns(prob: _Problem, x_m: FloatArray, per_row: int = 4) -> IntAr
     return chosen.astype(np.int64)
 
 
-def _solve(prob: _Problem, deadline: float | None) -> tuple[_X, float]:
+def _solve(prob: _Problem, deadline: float | None, start: _X | None = None) -> tuple[_X, float]:
     """Optimal solution (past ``deadline``: the best found) and a proven lower bound.
 
-    Both in normalised cost units.
+    Both in normalised cost units; ``start`` is the greedy solution if already known.
     """
-    best, _ = _greedy(prob)
+    best = _greedy(prob)[0] if start is None else start.copy()
     ub = _objective(prob, best)
     all_rows = np.arange(prob.n_rows)
     all_singles = np.arange(prob.n_single)
     all_blocks = tuple(range(len(prob.blocks)))
     if prob.n_multi == 0 and not prob.blocks:
         return best, ub
+    if prob.n_multi <= _DIRECT:  # small: one MILP per component over every candidate
+        return _by_components(prob, np.arange(prob.n_multi), best, deadline, None)
     # column generation on the LP relaxation
     in_work = np.zeros(prob.n_multi, dtype=bool)
     if prob.n_multi:
@@ -724,7 +755,7 @@ def _solve(prob: _Problem, deadline: float | None) -> tuple[_X, float]:
         if left is not None and left <= 0:
             converged = False
             break
-        in_work[neg[np.argsort(rc[neg], kind="stable")[:per_round]]] = True
+        in_work[_entering(prob, neg, rc, per_round)] = True
     # restricted MILP over the generated columns: a better incumbent
     sub = _Sub(all_rows, all_singles, np.flatnonzero(in_work), all_blocks)
     vec, _, proven_r = _milp(prob, sub, deadline)
@@ -735,7 +766,8 @@ def _solve(prob: _Problem, deadline: float | None) -> tuple[_X, float]:
         obj = _objective(prob, cand)
         if obj < ub:
             ub, best = obj, cand
-    if not converged:
+    left = _remaining(deadline)
+    if not converged or (left is not None and left <= 0):
         return best, lower
     tol = 1e-9 * max(1.0, abs(ub))
     if ub - lower <= tol:
@@ -745,7 +777,18 @@ def _solve(prob: _Problem, deadline: float | None) -> tuple[_X, float]:
     if proven_r and not (keep & ~in_work).any():
         return best, ub  # every candidate that could improve was in the MILP
     keep |= best.m > 0
-    cols = np.flatnonzero(keep)
+    out, bound = _by_components(prob, np.flatnonzero(keep), best, deadline, y)
+    return out, max(lower, bound)
+
+
+def _by_components(
+    prob: _Problem, cols: IntArray, best: _X, deadline: float | None, y: FloatArray | None
+) -> tuple[_X, float]:
+    """Solve the candidates ``cols`` as independent MILPs, one per connected component.
+
+    ``best`` is the incumbent (kept where a component's MILP finds nothing better); ``y``
+    the LP duals, whose ``Σ y_i b_i`` over a component bounds it from below.
+    """
     # independent components (a straddle block joins all its shorts)
     mem = prob.members[cols]
     src = [np.repeat(mem[:, 0], 3)]
@@ -774,7 +817,7 @@ def _solve(prob: _Problem, deadline: float | None) -> tuple[_X, float]:
             bound += float(prob.single_cost[csingles] @ best.s[csingles])
             continue
         sub = _Sub(crows, csingles, ccols, cblocks)
-        z_lp = float(y[crows] @ prob.caps[crows])
+        z_lp = -math.inf if y is None else float(y[crows] @ prob.caps[crows])
         inc = _part_objective(prob, sub, best)
         vec, dual, _ = _milp(prob, sub, deadline)
         if vec is not None:
@@ -782,8 +825,8 @@ def _solve(prob: _Problem, deadline: float | None) -> tuple[_X, float]:
             _unpack(prob, sub, vec, cand)
             if _part_objective(prob, sub, cand) <= inc:
                 _unpack(prob, sub, vec, out)
-        bound += max(dual, z_lp) if not cblocks else dual
-    return out, max(lower, bound)
+        bound += max(dual, z_lp)
+    return out, bound
 
 
 def _part_objective(prob: _Problem, sub: _Sub, x: _X) -> float:
@@ -823,7 +866,7 @@ def _merge(book: Book, groups: list[tuple[Candidate, float]]) -> None:
             if e is not None:
                 by_exp.setdefault(e, []).append(k)
     for exp in sorted(by_exp):
-        for a_k, b_k in combinations(by_exp[exp], 2):
+        for a_k, b_k in combinations(by_exp[exp][:_MERGE_CAP], 2):
             ca, xa = groups[a_k]
             cb, xb = groups[b_k]
             n = min(xa, xb)
@@ -912,13 +955,42 @@ def solve_books(
     """
     if not any(book.legs for book in books):
         return Solution(tuple(Decomposition(()) for _ in books), 0.0, 0.0)
-    prob = _build(books, tables, maintenance=maintenance)
-    x, lower = _solve(prob, deadline)
+    return _solution(_build(books, tables, maintenance=maintenance), deadline, None)
+
+
+def _solution(prob: _Problem, deadline: float | None, start: _X | None) -> Solution:
+    x, lower = _solve(prob, deadline, start)
     obj = _objective(prob, x)
     bound = min(lower, obj)
     if obj - bound <= 1e-9 * max(1.0, abs(obj)):
         bound = obj
     return Solution(_decompositions(prob, x), obj * prob.scale, bound * prob.scale)
+
+
+def pair_books(
+    books: Sequence[Book],
+    tables: Sequence[CandidateTable],
+    *,
+    deadline_im: float | None = None,
+    deadline_mm: float | None = None,
+) -> tuple[Solution, Solution, tuple[Decomposition, ...]]:
+    """Initial- and maintenance-minimising decompositions and the greedy baseline.
+
+    The greedy runs once (its choices do not depend on the minimised requirement) and starts
+    both searches; deadlines as in :func:`solve_books`.
+    """
+    if not any(book.legs for book in books):
+        empty = Solution(tuple(Decomposition(()) for _ in books), 0.0, 0.0)
+        return empty, empty, empty.decompositions
+    prob_im = _build(books, tables, maintenance=False)
+    prob_mm = _build(books, tables, maintenance=True)
+    start, pairs = _greedy(prob_im)
+    greedy = _decompositions(prob_im, start, pairs)
+    return (
+        _solution(prob_im, deadline_im, start),
+        _solution(prob_mm, deadline_mm, start),
+        greedy,
+    )
 
 
 def greedy_books(
@@ -947,7 +1019,8 @@ def greedy(book: Book, *, table: CandidateTable | None = None) -> Decomposition:
     verticals/calendars/diagonals, then straddles/strangles; within a kind by the legs'
     stable (name) order — forming as many whole lots of each as the remaining quantities
     allow; what is left is margined leg by leg. It is a baseline, not the answer: it misses
-    3–4-leg groups and is order-dependent (``rules_based.md`` §4.4 traps).
+    3–4-leg groups and is order-dependent, like the pairing of
+    ``tastyware/margin-estimator`` (https://github.com/tastyware/margin-estimator).
     """
     tab = candidate_table(book) if table is None else table
     return greedy_books([book], [tab])[0]
