@@ -349,10 +349,9 @@ def main() -> None:
         (
             "(m) scale model fit",
             f"{coef['b'] * 1e9:.0f} ns/position",
-            f"+ {coef['a'] * 1e9:.0f} ns/account/pair; memory {coef['d'] * 1e9:.0f} B/position "
-            f"+ {coef['c'] * 1e9:.0f} B/account/pair; W {coef['e'] * 1e9:.0f} B/instrument/pair; "
-            "session "
-            f"{coef['f'] * 1e6:.0f} us/instrument + {coef['g'] * 1e6:.1f} us/instrument/pair",
+            f"+ {coef['a'] * 1e9:.0f} ns/account (+ {coef['h'] * 1e9:.0f} per extra pair); "
+            f"memory {coef['d'] * 1e9:.0f} B/position + {coef['c'] * 1e9:.0f} B/account; "
+            f"W {coef['e'] * 1e9:.0f} B/instrument/pair",
         )
     )
 
@@ -431,19 +430,20 @@ def main() -> None:
         "Each point margins a synthetic batch in its own process (`benchmarks/_scale.py`: "
         "accounts on one underlying, 40 % on two; more instruments by cloning the BTC chain "
         "under new linear underlyings). The model, fitted by least squares on these points: "
-        "margin time `t = t0 + a·N·P + b·N·L`, batch memory (traced peak of building `Q` "
-        "and margining) `m0 + d·N·L + c·N·P` plus the session's arrays `e·I·P`, session "
-        "build `s = s0 + f·I + g·I·P` (`P` (pool, underlying) pairs). Memory is in GB in "
-        "the table, bytes in the fit.",
+        "margin time `t = t0 + a·N + b·N·L + h·N·(P − 2)`, batch memory (traced peak of "
+        "building `Q` and margining) `m0 + c·N + d·N·L + k·N·(P − 2)`, the session's arrays "
+        "`e·I·P`, session build `s0 + f·I + g·I·P` (`P` (pool, underlying) pairs, 2 on the "
+        "real chain). Memory is in GB in the table, bytes in the fit.",
         "",
         *scale_md,
         "",
-        f"Fit: t0 = {coef['t0']:.2f} s, a = {coef['a'] * 1e9:.0f} ns/account/pair, "
-        f"b = {coef['b'] * 1e9:.0f} ns/position; m0 = {coef['m0']:.2f} GB, "
-        f"d = {coef['d'] * 1e9:.0f} B/position, c = {coef['c'] * 1e9:.0f} B/account/pair, "
-        f"e = {coef['e'] * 1e9:.0f} B/instrument/pair; "
-        f"session s0 = {coef['s0']:.2f} s, f = {coef['f'] * 1e6:.0f} us/instrument, "
-        f"g = {coef['g'] * 1e6:.1f} us/instrument/pair.",
+        f"Fit: t0 = {coef['t0']:.2f} s, a = {coef['a'] * 1e9:.0f} ns/account, "
+        f"b = {coef['b'] * 1e9:.0f} ns/position, h = {coef['h'] * 1e9:.0f} ns/account/extra "
+        f"pair; m0 = {coef['m0']:.2f} GB, c = {coef['c'] * 1e9:.0f} B/account, "
+        f"d = {coef['d'] * 1e9:.0f} B/position, k = {coef['k'] * 1e9:.0f} B/account/extra "
+        f"pair, e = {coef['e'] * 1e9:.0f} B/instrument/pair; session s0 = {coef['s0']:.2f} s, "
+        f"f = {coef['f'] * 1e6:.1f} us/instrument, g = {coef['g'] * 1e6:.2f} "
+        "us/instrument/pair.",
         "",
         "Extrapolated (one process, in memory, margining only: reading and building `Q` "
         "come on top):",

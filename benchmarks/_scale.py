@@ -9,16 +9,17 @@ scaled per clone) to reach 2k … 50k instruments, as all venues' chains togethe
 
 ``scale_rows()`` runs a grid of points in subprocesses and fits, by least squares,
 
-    margin time  t(N, L, P) = t0 + a·N·P + b·N·L                  (seconds)
-    batch memory m(N, L, P) = m0 + d·N·L + c·N·P                  (GB, traced peak)
-    session      w(I, P) = e·I·P                                   (GB: W is dense)
-    session      s(I, P) = s0 + f·I + g·I·P                        (seconds)
+    margin time  t(N, L, P) = t0 + a·N + b·N·L + h·N·(P − 2)       (seconds)
+    batch memory m(N, L, P) = m0 + c·N + d·N·L + k·N·(P − 2)       (GB, traced peak)
+    session      s(I, P)    = s0 + f·I + g·I·P                      (seconds)
+    its arrays   w(I, P)    = e·I·P                                 (GB: W is dense)
 
 ``N`` accounts, ``L`` positions per account, ``I`` instruments, ``P`` (pool, underlying)
-pairs: stage 2 costs each account every pair of its pools once the accounts of a chunk hold
-more than 8 patterns of pairs, and ``W`` is dense over every pair's scenarios. The fit is
-then extrapolated to 10⁷ accounts and 200 positions, and to where one 24 GB machine stops
-fitting the batch in memory.
+pairs (2 on the real chain: BTC and ETH, each in its own pool). Stage 2 costs each account
+of a pool every pair of that pool once the accounts of a chunk hold more than 8 patterns
+of pairs (the ``h`` term), and ``W`` is dense over every pair's scenarios (``e``). The fit
+is then extrapolated to 10⁷ accounts and 200 positions, and to where one 24 GB machine
+stops fitting the batch in memory.
 """
 
 from __future__ import annotations
@@ -175,18 +176,20 @@ def fit(points: list[dict[str, float]]) -> dict[str, float]:
     n = np.array([p["accounts"] for p in points])
     legs = np.array([p["legs"] for p in points])
     inst = np.array([p["instruments"] for p in points])
-    pairs = np.array([p["pairs"] for p in points])
+    extra = np.array([p["pairs"] for p in points]) - 2.0
+    pairs = extra + 2.0
+    one = np.ones_like(n)
+    per_account = np.column_stack([one, n, n * legs, n * extra])
     t = np.array([p["margin_s"] for p in points])
     m = np.array([p["peak_gb"] for p in points])
     s = np.array([p["session_s"] for p in points])
-    one = np.ones_like(n)
-    ta = np.linalg.lstsq(np.column_stack([one, n * pairs, n * legs]), t, rcond=None)[0]
-    ma = np.linalg.lstsq(np.column_stack([one, n * legs, n * pairs]), m, rcond=None)[0]
     w = np.array([p["session_gb"] for p in points])
-    e = float(np.linalg.lstsq((inst * pairs)[:, None], w, rcond=None)[0][0])
+    ta = np.linalg.lstsq(per_account, t, rcond=None)[0]
+    ma = np.linalg.lstsq(per_account, m, rcond=None)[0]
     sa = np.linalg.lstsq(np.column_stack([one, inst, inst * pairs]), s, rcond=None)[0]
-    keys = ("t0", "a", "b", "m0", "d", "c", "s0", "f", "g")
-    out = dict(zip(keys, [*ta, *ma, *sa], strict=True))
+    e = float(np.linalg.lstsq((inst * pairs)[:, None], w, rcond=None)[0][0])
+    keys = ("t0", "a", "b", "h", "m0", "c", "d", "k", "s0", "f", "g")
+    out = dict(zip(keys, [float(x) for x in (*ta, *ma, *sa)], strict=True))
     out["e"] = e
     return out
 
@@ -195,8 +198,9 @@ def predict(
     c: dict[str, float], n: float, legs: float, inst: float, pairs: float
 ) -> tuple[float, float, float]:
     """(margin seconds, batch GB, session GB) of the fitted model."""
-    t = c["t0"] + c["a"] * n * pairs + c["b"] * n * legs
-    m = c["m0"] + c["d"] * n * legs + c["c"] * n * pairs
+    extra = pairs - 2.0
+    t = c["t0"] + c["a"] * n + c["b"] * n * legs + c["h"] * n * extra
+    m = c["m0"] + c["c"] * n + c["d"] * n * legs + c["k"] * n * extra
     return t, m, c["e"] * inst * pairs
 
 
