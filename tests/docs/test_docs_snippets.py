@@ -21,10 +21,7 @@ SHARED = ROOT.parent / "shared"
 _BLOCK = re.compile(r"^```python\n(.*?)^```", flags=re.S | re.M)
 
 # Blocks of pages owned elsewhere that do not run as written yet; the XPASS tells when.
-KNOWN_BROKEN = {
-    "docs/models.md#1": "reads my.toml, which the snippet does not write",
-    "docs/methodology/rules.md#1": "uses `positions` and `market` without defining them",
-}
+KNOWN_BROKEN: dict[str, str] = {}
 
 
 def _blocks() -> list[pytest.ParameterSet]:
