@@ -46,7 +46,10 @@ def test_long_option_never_needs_more_than_its_value(model: str, name: str) -> N
 @settings(max_examples=25, deadline=None)
 @given(
     legs=st.lists(
-        st.tuples(st.sampled_from(OPTIONS), st.floats(min_value=-5, max_value=5, allow_nan=False)),
+        st.tuples(
+            st.sampled_from(OPTIONS),
+            st.floats(min_value=-5, max_value=5).filter(lambda q: q == 0 or abs(q) >= 1e-6),
+        ),
         min_size=1,
         max_size=6,
     ),
@@ -54,6 +57,9 @@ def test_long_option_never_needs_more_than_its_value(model: str, name: str) -> N
 )
 def test_homogeneous_in_position_size(legs: list[tuple[str, float]], scale: float) -> None:
     # Scanning risk is positively homogeneous of degree 1 (no size-dependent add-ons here).
+    # Quantities are 0 or at least 1e-6 contracts: a subnormal one (5e-324) scaled by 0.5
+    # rounds to 0, which removes a short leg and with it the long-only cap's ineligibility
+    # (found by hypothesis; the cap's eligibility is discrete by design, as in SPAN).
     model = MODELS["span16"]
     book = pm.Portfolio(tuple(pm.Position(n, q) for n, q in legs))
     bigger = pm.Portfolio(tuple(pm.Position(n, q * scale) for n, q in legs))
