@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 import numpy as np
 import pytest
 from batch_books import random_books
@@ -10,6 +12,7 @@ import portmargin as pm
 from portmargin.batch import AccountBook, BatchResult, MarginSession
 from portmargin.market import MarketSnapshot, shift
 from portmargin.pricing import use_kernel
+from portmargin.pricing._compiled import threads
 
 MARKET = pm.demo_market()
 MODELS = [("deribit", False), ("deribit", True), ("span16", None)]
@@ -113,6 +116,20 @@ def test_compiled_kernels_equal_the_reference_path(name: str, cross: bool | None
 def test_chunk_threads_give_the_same_figures(monkeypatch: pytest.MonkeyPatch) -> None:
     session = MarginSession(MARKET, pm.load_model("deribit"))
     book = _book(session)
+    monkeypatch.setenv("PORTMARGIN_THREADS", "1")
     one = session.margin(book, chunk=20)
-    monkeypatch.setenv("PORTMARGIN_THREADS", "2")
-    _same(session.margin(book, chunk=20), one)
+    for n in ("2", "3"):
+        monkeypatch.setenv("PORTMARGIN_THREADS", n)
+        _same(session.margin(book, chunk=20), one)
+
+
+@pytest.mark.parametrize("value", ["0", "-1", "two", "1.5"])
+def test_chunk_threads_setting_is_checked(monkeypatch: pytest.MonkeyPatch, value: str) -> None:
+    monkeypatch.setenv("PORTMARGIN_THREADS", value)
+    with pytest.raises(ValueError, match="PORTMARGIN_THREADS"):
+        threads()
+
+
+def test_chunk_threads_default_to_the_cores(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("PORTMARGIN_THREADS", raising=False)
+    assert 1 <= threads() <= (os.cpu_count() or 1)

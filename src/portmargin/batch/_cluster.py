@@ -641,8 +641,9 @@ def _merge(source: str, pieces: Sequence[Piece], names: Sequence[str]) -> Rows:
 def local_cluster(workers: int) -> Iterator[Client]:
     """A client of a local Dask cluster of ``workers`` single-threaded worker processes.
 
-    Each worker runs the compiled kernels on one thread (``NUMBA_NUM_THREADS=1``): the
-    processes are the parallelism.
+    Each worker margins its chunks on one thread and runs the compiled kernels on one
+    thread (``PORTMARGIN_THREADS=1``, ``NUMBA_NUM_THREADS=1``): the processes are the
+    parallelism.
     """
     from distributed import Client, LocalCluster
 
@@ -650,7 +651,12 @@ def local_cluster(workers: int) -> Iterator[Client]:
     make_client: Any = Client
     import dask
 
-    env = {"NUMBA_NUM_THREADS": "1", "OMP_NUM_THREADS": "1", "OMP_WAIT_POLICY": "PASSIVE"}
+    env = {
+        "NUMBA_NUM_THREADS": "1",
+        "OMP_NUM_THREADS": "1",
+        "OMP_WAIT_POLICY": "PASSIVE",
+        "PORTMARGIN_THREADS": "1",
+    }
     # Dask's nannies set MALLOC_TRIM_THRESHOLD_=65536 by default, which (as any explicit
     # malloc tuning) turns off glibc's dynamic mmap threshold: every temporary above 128 kB
     # is then mmap'd and unmapped, page-faulting afresh each time (measured 2-3x slower

@@ -86,14 +86,27 @@ def use_kernel(name: Kernel) -> Iterator[None]:
 
 
 def threads() -> int:
-    """Threads that margin account chunks side by side: ``PORTMARGIN_THREADS``, default 1.
+    """Threads that margin account chunks side by side.
 
-    By default the chunks run one after the other and the compiled kernels use numba's
-    threads inside each product (row-parallel): on the 2-core machine of BENCHMARKS.md that
-    measured faster than chunk threads, whose stage-2 NumPy calls contend for the GIL.
+    ``PORTMARGIN_THREADS`` (a whole number ≥ 1) when set, else the cores this process may run
+    on (``os.sched_getaffinity``, or ``os.cpu_count()`` where that does not exist). Chunk
+    threads won over the kernels' own row-parallel threads on the 2-core machine of
+    BENCHMARKS.md (h): 100,000 accounts in 115 ms against 141 ms on one thread, where the
+    row-parallel products gained nothing (139 ms). Dask workers set it to 1 (the worker
+    processes are the parallelism).
+
+    Raises
+    ------
+    ValueError
+        If ``PORTMARGIN_THREADS`` is not a whole number ≥ 1.
     """
     env = os.environ.get("PORTMARGIN_THREADS", "").strip()
-    return max(1, int(env)) if env else 1
+    if not env:
+        affinity = getattr(os, "sched_getaffinity", None)
+        return max(1, len(affinity(0)) if affinity is not None else (os.cpu_count() or 1))
+    if not env.isdigit() or int(env) < 1:
+        raise ValueError(f"PORTMARGIN_THREADS={env!r}: expected a whole number >= 1")
+    return int(env)
 
 
 def in_threads(fn: Callable[[int], T], n: int) -> list[T]:
