@@ -460,8 +460,9 @@ class MarginSession:
         for ccy, amount in (cash or {}).items():
             c = self.column(cash_column(ccy))
             held[c] = held.get(c, 0.0) + amount  # a balance opens its pool, even at 0
-        cols = np.array(sorted(held), dtype=np.int64)
-        q = np.array([[held[int(c)] for c in cols]], dtype=np.float64)
+        keys = sorted(held)
+        cols = np.array(keys, dtype=np.int64)
+        q = np.array([[held[c] for c in keys]], dtype=np.float64)
         return cols, q
 
     def exposed(
