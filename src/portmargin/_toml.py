@@ -1,6 +1,7 @@
-"""Parameter-file helpers shared by model files and rule sets.
+"""Parameter-file helpers shared by model files, VaR models, Derive files and rule sets.
 
-Two merge rules, both pure (the inputs are never modified):
+:func:`read_toml` / :func:`parse_toml` read a file with one-line errors. Two merge rules,
+both pure (the inputs are never modified):
 
 * :func:`deep_merge`: tables merge key by key, recursively; any other value in ``over``
   (a number, a string, an array) replaces the value in ``base``.
@@ -15,15 +16,45 @@ Two merge rules, both pure (the inputs are never modified):
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+import tomllib
+from collections.abc import Callable, Iterable, Mapping
+from pathlib import Path
 from typing import Any
 
 from portmargin.errors import ParameterError
 
-__all__ = ["REMOVE", "deep_merge", "merge_by_kind"]
+__all__ = ["REMOVE", "deep_merge", "merge_by_kind", "parse_toml", "read_toml"]
 
 REMOVE = "remove"
 """The key that, set to ``true`` in an override entry, removes the matching entry."""
+
+
+def parse_toml(source: str, text: str, *, reserved: Iterable[str] = ()) -> dict[str, Any]:
+    """``text`` parsed as TOML.
+
+    Raises
+    ------
+    ParameterError
+        ``"<source>: bad TOML (<reason>)"``, or ``"<source>: <key>: unknown key (the loader
+        sets it)"`` for a ``reserved`` top-level key, one the loader records itself.
+    """
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ParameterError(f"{source}: bad TOML ({exc})") from None
+    for key in reserved:
+        if key in data:
+            raise ParameterError(f"{source}: {key}: unknown key (the loader sets it)")
+    return data
+
+
+def read_toml(path: Path, *, reserved: Iterable[str] = ()) -> dict[str, Any]:
+    """The TOML file ``path`` (UTF-8), as :func:`parse_toml`; unreadable is one line too."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ParameterError(f"{path}: cannot read ({exc.__class__.__name__})") from None
+    return parse_toml(str(path), text, reserved=reserved)
 
 
 def deep_merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:

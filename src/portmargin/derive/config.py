@@ -23,7 +23,6 @@ unknown key``.
 from __future__ import annotations
 
 import math
-import tomllib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, fields
 from importlib import resources
@@ -31,7 +30,7 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Any
 
-from portmargin._toml import deep_merge
+from portmargin._toml import deep_merge, parse_toml
 from portmargin.derive.params import (
     BasisContingencyParams,
     MarginParams,
@@ -175,10 +174,7 @@ def load_config(params_file: str | Path | None = None) -> DeriveConfig:
 
 
 def _parse(source: str, text: str) -> dict[str, Any]:
-    try:
-        return tomllib.loads(text)
-    except tomllib.TOMLDecodeError as exc:
-        raise ParameterError(f"{source}: bad TOML ({exc})") from None
+    return parse_toml(source, text)
 
 
 def _unknown(where: str, path: str, known: tuple[str, ...]) -> ParameterError:

@@ -33,7 +33,6 @@ Errors are :class:`~portmargin.errors.ParameterError` on one line, starting with
 from __future__ import annotations
 
 import re
-import tomllib
 from collections.abc import Iterable, Mapping, Sequence
 from importlib import resources
 from pathlib import Path
@@ -49,7 +48,7 @@ from pydantic import (
 )
 from pydantic_core import ErrorDetails
 
-from portmargin._toml import merge_by_kind
+from portmargin._toml import merge_by_kind, parse_toml, read_toml
 from portmargin.errors import ParameterError
 from portmargin.instruments import STABLE_CURRENCIES
 from portmargin.scenarios import VolShock, VolShockMode
@@ -1039,23 +1038,14 @@ def load_model_params(
 
 
 def _read_file(path: Path) -> dict[str, Any]:
-    try:
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ParameterError(f"{path}: cannot read ({exc.__class__.__name__})") from None
-    return _parse(str(path), text)
+    return read_toml(path, reserved=_RESERVED)
 
 
 def _parse(source: str, text: str) -> dict[str, Any]:
-    try:
-        data = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as exc:
-        raise ParameterError(f"{source}: bad TOML ({exc})") from None
-    if "overrides" in data:
-        raise ParameterError(
-            f"{source}: overrides: unknown key (the loader records the override files)"
-        )
-    return data
+    return parse_toml(source, text, reserved=_RESERVED)
+
+
+_RESERVED = ("overrides",)
 
 
 def _validate(data: dict[str, Any], where: str) -> ModelParams:

@@ -41,7 +41,7 @@ from pydantic import (
     model_validator,
 )
 
-from portmargin._toml import deep_merge
+from portmargin._toml import deep_merge, parse_toml, read_toml
 from portmargin.errors import ParameterError
 from portmargin.models.config import describe_error
 
@@ -308,22 +308,14 @@ def load_var_params(
 
 
 def _read(path: Path) -> dict[str, Any]:
-    try:
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ParameterError(f"{path}: cannot read ({exc.__class__.__name__})") from None
-    return _parse(str(path), text)
+    return read_toml(path, reserved=_RESERVED)
 
 
 def _parse(source: str, text: str) -> dict[str, Any]:
-    try:
-        data = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as exc:
-        raise ParameterError(f"{source}: bad TOML ({exc})") from None
-    for key in ("overrides", "base_dir"):
-        if key in data:
-            raise ParameterError(f"{source}: {key}: unknown key")
-    return data
+    return parse_toml(source, text, reserved=_RESERVED)
+
+
+_RESERVED = ("overrides", "base_dir")
 
 
 def _validate(data: dict[str, Any], where: str) -> VarParams:
