@@ -14,7 +14,6 @@ moves and shocks are in multiples of each contract's price and vol scan ranges.
 
 from __future__ import annotations
 
-import io
 import math
 from pathlib import Path
 
@@ -29,6 +28,7 @@ from rich.console import Group
 from rich.table import Table
 from rich.text import Text
 
+from portmargin._charts import chart_suffix, save_figure
 from portmargin.errors import InputError
 from portmargin.models.result import MarginResult, RiskMatrix
 
@@ -96,9 +96,7 @@ def matrix_chart(result: MarginResult, path: Path, *, title: str = "") -> None:
         If the extension is neither ``.png`` nor ``.html``, the result has no scenarios, or
         the file cannot be written (one line naming the file).
     """
-    suffix = path.suffix.lower()
-    if suffix not in (".png", ".html"):
-        raise InputError(f"{path}: --plot needs a .png or .html file")
+    chart_suffix(path)
     matrices = result.risk_matrices()
     if not matrices:
         raise InputError(f"{path}: {result.model} has no scenario grid to plot")
@@ -112,25 +110,7 @@ def matrix_chart(result: MarginResult, path: Path, *, title: str = "") -> None:
     if title:
         fig.suptitle(title)
     fig.tight_layout()
-    tmp = path.with_name(path.name + ".tmp")
-    try:
-        if suffix == ".png":
-            fig.savefig(tmp, format="png", dpi=120)
-        else:
-            buf = io.StringIO()
-            fig.savefig(buf, format="svg")
-            head = (
-                "<!doctype html><html><head><meta charset='utf-8'>"
-                f"<title>{title or 'risk matrix'}</title></head>"
-            )
-            tmp.write_text(f"{head}<body>{buf.getvalue()}</body></html>", encoding="utf-8")
-        tmp.replace(path)
-    except OSError as exc:
-        reason = exc.strerror or exc.__class__.__name__
-        raise InputError(f"{path}: cannot write the chart ({reason})") from None
-    finally:
-        plt.close(fig)
-        tmp.unlink(missing_ok=True)
+    save_figure(fig, path, title=title or "risk matrix")
 
 
 def _heatmap(ax: Axes, m: RiskMatrix, *, ranges: bool) -> None:

@@ -6,7 +6,6 @@ opens in any browser without scripts.
 
 from __future__ import annotations
 
-import io
 from pathlib import Path
 
 import matplotlib as mpl
@@ -14,8 +13,8 @@ import matplotlib as mpl
 mpl.use("Agg")
 import matplotlib.pyplot as plt
 
+from portmargin._charts import chart_suffix, save_figure
 from portmargin.compare import Comparison
-from portmargin.errors import InputError
 
 __all__ = ["comparison_chart"]
 
@@ -29,9 +28,7 @@ def comparison_chart(c: Comparison, path: Path, *, title: str) -> None:
         If the extension is neither ``.png`` nor ``.html``, or the file cannot be written
         (a missing directory, no permission): one line naming the path.
     """
-    suffix = path.suffix.lower()
-    if suffix not in (".png", ".html"):
-        raise InputError(f"{path}: --plot needs a .png or .html file")
+    chart_suffix(path)
     fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(12, 4.5))
     regimes = [c.standard, c.strategy, c.portfolio]
     ax1.bar(
@@ -65,19 +62,4 @@ def comparison_chart(c: Comparison, path: Path, *, title: str) -> None:
     if result.by_underlying:
         ax2.legend(fontsize="small")
     fig.tight_layout()
-    tmp = path.with_name(path.name + ".tmp")
-    try:
-        if suffix == ".png":
-            fig.savefig(tmp, format="png", dpi=120)
-        else:
-            buf = io.StringIO()
-            fig.savefig(buf, format="svg")
-            head = f"<!doctype html><html><head><meta charset='utf-8'><title>{title}</title></head>"
-            tmp.write_text(f"{head}<body>{buf.getvalue()}</body></html>", encoding="utf-8")
-        tmp.replace(path)
-    except OSError as exc:
-        reason = exc.strerror or exc.__class__.__name__
-        raise InputError(f"{path}: cannot write the chart ({reason})") from None
-    finally:
-        plt.close(fig)
-        tmp.unlink(missing_ok=True)
+    save_figure(fig, path, title=title)

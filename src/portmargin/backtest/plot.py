@@ -7,12 +7,10 @@ matplotlib's Agg backend; ``.html`` embeds the same figure as inline SVG (no scr
 
 from __future__ import annotations
 
-import html
-import io
 from pathlib import Path
 
+from portmargin._charts import chart_suffix, save_figure
 from portmargin.backtest.runner import BacktestResult
-from portmargin.errors import InputError
 
 __all__ = ["backtest_chart"]
 
@@ -25,9 +23,7 @@ def backtest_chart(result: BacktestResult, path: Path, *, dpi: int = 110) -> Non
     InputError
         If the extension is neither ``.png`` nor ``.html``, or the file cannot be written.
     """
-    suffix = path.suffix.lower()
-    if suffix not in (".png", ".html"):
-        raise InputError(f"{path}: --plot needs a .png or .html file")
+    chart_suffix(path)
     import matplotlib as mpl
 
     mpl.use("Agg")
@@ -59,22 +55,4 @@ def backtest_chart(result: BacktestResult, path: Path, *, dpi: int = 110) -> Non
         ax.legend(fontsize="x-small", loc="upper left")
     fig.suptitle(title, fontsize="medium")
     fig.tight_layout()
-    tmp = path.with_name(path.name + ".tmp")
-    try:
-        if suffix == ".png":
-            fig.savefig(tmp, format="png", dpi=dpi)
-        else:
-            buf = io.StringIO()
-            fig.savefig(buf, format="svg")
-            head = (
-                "<!doctype html><html><head><meta charset='utf-8'>"
-                f"<title>{html.escape(title)}</title></head>"
-            )
-            tmp.write_text(f"{head}<body>{buf.getvalue()}</body></html>", encoding="utf-8")
-        tmp.replace(path)
-    except OSError as exc:
-        reason = exc.strerror or exc.__class__.__name__
-        raise InputError(f"{path}: cannot write the chart ({reason})") from None
-    finally:
-        plt.close(fig)
-        tmp.unlink(missing_ok=True)
+    save_figure(fig, path, title=title, dpi=dpi)
