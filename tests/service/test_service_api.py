@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from datetime import date
 from pathlib import Path
 from typing import Any
 
@@ -347,3 +348,61 @@ def test_unexpected_errors_hide_the_trace(tmp_path: Path, monkeypatch: pytest.Mo
         r = s.client.post("/v1/margin", headers=s.h(s.risk), json={"portfolio": BOOK})
         assert r.status_code == 500 and "secret" not in r.text and "Traceback" not in r.text
         assert s.client.get("/v1/health").json()["status"] == "ok"
+
+
+def test_backtest_is_the_cli_json_contract(tmp_path: Path) -> None:
+    from portmargin.backtest.methods import resolve_methods
+    from portmargin.backtest.runner import run_backtest
+    from portmargin.backtest.strategies import strategy
+    from portmargin.var.history import load_history
+
+    body = {
+        "strategy": "short-strangle",
+        "models": ["deribit", "span16"],
+        "start": "2026-01-20",
+        "end": "2026-02-10",
+    }
+    with running(tmp_path) as s:
+        r = s.client.post("/v1/backtest", headers=s.h(s.trader), json=body)
+        assert r.status_code == 200, r.text
+        hist = load_history(None)
+        want = run_backtest(
+            strategy("short-strangle"),
+            ("BTC",),
+            resolve_methods(["deribit", "span16"], hist),
+            history=hist,
+            start=date(2026, 1, 20),
+            end=date(2026, 2, 10),
+        ).to_dict()
+        assert r.json() == json.loads(json.dumps(want))
+
+
+@pytest.mark.parametrize(
+    ("change", "field"),
+    [
+        # the whole history (about 1,800 days) x 3 models: more than 4,000 evaluations
+        ({"start": None, "end": None, "models": ["deribit", "span16", "tims"]}, "step"),
+        ({"models": ["deribit", "no-such-model"]}, "models.1"),
+        ({"models": ["../etc/x.toml"]}, "models.0"),
+        ({"strategy": "no-such-strategy"}, "strategy"),
+        ({"start": "2026-02-10", "end": "2026-01-20"}, "start"),
+        ({"start": "2001-01-01"}, "start"),
+        ({"horizon": 0}, "horizon"),
+        ({"underlyings": ["SOL"]}, "underlyings.0"),
+    ],
+)
+def test_backtest_bad_requests_name_the_field(
+    tmp_path: Path, change: dict[str, Any], field: str
+) -> None:
+    body: dict[str, Any] = {
+        "strategy": "short-put",
+        "models": ["deribit", "span16"],
+        "start": "2026-01-20",
+        "end": "2026-02-10",
+        **change,
+    }
+    with running(tmp_path) as s:
+        r = s.client.post("/v1/backtest", headers=s.h(s.risk), json=body)
+        assert r.status_code == 422, r.text
+        assert r.json()["field"] == field, r.text
+        assert "Traceback" not in r.text

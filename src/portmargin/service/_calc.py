@@ -15,8 +15,9 @@ import tempfile
 import threading
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
+from datetime import timedelta
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from portmargin.accounts import Account, AccountSettings
 from portmargin.errors import PortmarginError
@@ -25,6 +26,7 @@ from portmargin.methods import Method, available_methods, load_method
 from portmargin.portfolio import Portfolio
 from portmargin.service._problems import Problem
 from portmargin.service._schemas import (
+    BacktestRequest,
     CompareRequest,
     MarginRequest,
     PortfolioIn,
@@ -33,7 +35,10 @@ from portmargin.service._schemas import (
     WhatIfRequest,
 )
 
-__all__ = ["Calculators", "toml_text"]
+if TYPE_CHECKING:
+    from portmargin.var.history import History
+
+__all__ = ["MAX_BACKTEST_EVALUATIONS", "Calculators", "toml_text"]
 
 
 def _toml_value(v: Any, where: str) -> str:
@@ -92,6 +97,7 @@ class Calculators:
         self._methods: dict[tuple[str, bool], Method] = {}
         self._lock = threading.Lock()
         self._names: set[str] | None = None
+        self._history: History | None = None
 
     def names(self) -> set[str]:
         """Every method name a request may use."""
@@ -261,6 +267,86 @@ class Calculators:
         except PortmarginError as exc:
             raise Problem(422, str(exc), field="trades") from None
         return whatif_json(res, settings.min_pm_equity_usd)
+
+    def backtest(self, req: BacktestRequest) -> dict[str, Any]:
+        """``portmargin backtest --format json`` on the shipped history (bounded work)."""
+        from portmargin.backtest.methods import resolve_methods
+        from portmargin.backtest.runner import run_backtest
+        from portmargin.backtest.strategies import strategy
+
+        for i, name in enumerate(req.models):
+            if name not in self.names():
+                raise Problem(
+                    422,
+                    f"models.{i}: unknown method {name!r} "
+                    f"(use one of {', '.join(sorted(self.names()))})",
+                    field=f"models.{i}",
+                )
+        with _as_problem("strategy"):
+            strat = strategy(req.strategy)
+        hist = self.history()
+        unds = tuple(dict.fromkeys(req.underlyings))
+        first, last = hist.joint_start(unds), hist.last - timedelta(days=req.horizon)
+        # within the history (the runner names a start or end outside it, before any work)
+        t_from, t_to = max(req.start or first, first), min(req.end or last, last)
+        days = max(0, (t_to - t_from).days // req.step + 1)
+        if days * len(req.models) > MAX_BACKTEST_EVALUATIONS:
+            raise Problem(
+                422,
+                f"step: {days} days x {len(req.models)} models = "
+                f"{days * len(req.models):,} margin evaluations; at most "
+                f"{MAX_BACKTEST_EVALUATIONS:,} per request (narrow start/end, raise step, or "
+                "run `portmargin backtest`)",
+                field="step",
+            )
+        with _as_problem("models"):
+            methods = resolve_methods(req.models, hist)
+        try:
+            result = run_backtest(
+                strat,
+                unds,
+                methods,
+                history=hist,
+                start=req.start,
+                end=req.end,
+                horizon_days=req.horizon,
+                tenor_days=req.tenor,
+                size=req.size,
+                step_days=req.step,
+                seed=req.seed,
+                requirement=req.requirement,
+                confidence=req.confidence,
+            )
+        except PortmarginError as exc:
+            text = str(exc)
+            flag = text.split(" ", 1)[0]
+            field = _BACKTEST_FLAGS.get(flag, "strategy")
+            raise Problem(422, text.replace(flag, field, 1), field=field) from None
+        return result.to_dict()
+
+    def history(self) -> History:
+        """The shipped daily history (read once)."""
+        from portmargin.var.history import load_history
+
+        with self._lock:
+            if self._history is None:
+                self._history = load_history(None)
+            return self._history
+
+
+MAX_BACKTEST_EVALUATIONS = 4_000
+"""Days × models of one ``POST /v1/backtest`` (about 10 s on the 2-core machine)."""
+
+_BACKTEST_FLAGS = {
+    "--from": "start",
+    "--to": "end",
+    "--horizon": "horizon",
+    "--step": "step",
+    "--tenor": "tenor",
+    "--size": "size",
+    "--underlying:": "underlyings",
+    "--confidence": "confidence",
+}
 
 
 @contextmanager

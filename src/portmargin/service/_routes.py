@@ -22,6 +22,7 @@ from portmargin.service._schemas import (
     AccountIn,
     AccountList,
     AccountView,
+    BacktestRequest,
     CompareRequest,
     EventPage,
     KeyCreated,
@@ -134,6 +135,16 @@ async def post_compare(body: CompareRequest, _: Caller, desk: DeskDep, calc: Cal
     """Standard vs strategy vs portfolio margin and the gate (``portmargin compare``)."""
     market = _market(desk, calc, body.market)
     return JSONResponse(await run_in_threadpool(calc.compare, body, market))
+
+
+@router.post("/backtest", responses=_PROBLEMS, tags=["margin"])
+async def post_backtest(body: BacktestRequest, _: Caller, calc: CalcDep) -> Any:
+    """Methods back-tested on a strategy over the shipped history (``portmargin backtest``).
+
+    The response is ``portmargin backtest --format json``. Bounded work: days × models at
+    most 4,000 per request (a 422 problem naming ``step`` beyond it).
+    """
+    return JSONResponse(await run_in_threadpool(calc.backtest, body))
 
 
 @router.post("/whatif", response_model=WhatIfDocument, responses=_PROBLEMS, tags=["margin"])

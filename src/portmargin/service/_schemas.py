@@ -9,7 +9,7 @@ and allow the ones added later (``extra="allow"``), as the contract does.
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -21,6 +21,7 @@ __all__ = [
     "AccountIn",
     "AccountList",
     "AccountView",
+    "BacktestRequest",
     "CompareRequest",
     "EventOut",
     "EventPage",
@@ -134,6 +135,38 @@ class WhatIfRequest(_Priced):
     cross: bool = False
     min_equity: Finite | None = Field(default=None, ge=0.0)
     pm_approved: bool = True
+
+
+def _btc_only() -> list[Literal["BTC", "ETH"]]:
+    return ["BTC"]
+
+
+class BacktestRequest(_In):
+    """``POST /v1/backtest``: margin methods back-tested on a strategy (``portmargin backtest``).
+
+    On the service's shipped daily history (a client never names a server file). The work is
+    bounded: days (``start`` to ``end`` every ``step`` days) × models at most
+    ``MAX_BACKTEST_EVALUATIONS``.
+    """
+
+    strategy: str = Field(min_length=1, max_length=64, pattern=r"^[a-z\-]+$")
+    underlyings: list[Literal["BTC", "ETH"]] = Field(
+        default_factory=_btc_only, min_length=1, max_length=2
+    )
+    models: list[MethodName] = Field(
+        default_factory=lambda: ["deribit", "span16", "tims", "var"], min_length=1, max_length=6
+    )
+    start: date | None = Field(
+        default=None, description="First day (default: the first with DVOL)."
+    )
+    end: date | None = Field(default=None, description="Last day (default: the last − horizon).")
+    horizon: int = Field(default=1, ge=1, le=30, description="Days from margin to loss.")
+    tenor: int = Field(default=30, ge=1, le=365, description="Days to expiry of the legs.")
+    size: Finite = Field(default=1.0, gt=0.0, le=limits.QUANTITY_MAX)
+    step: int = Field(default=1, ge=1, le=365, description="Days between books.")
+    requirement: Literal["im", "mm"] = "im"
+    confidence: Finite | None = Field(default=None, ge=0.5, lt=1.0)
+    seed: int = Field(default=0, ge=0, le=2**32 - 1)
 
 
 class AccountIn(_In):
