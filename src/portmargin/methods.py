@@ -36,7 +36,7 @@ from portmargin.models.config import available_models
 from portmargin.models.model import Family, load_model
 from portmargin.models.result import MarginResult, PoolResult
 from portmargin.portfolio import Portfolio
-from portmargin.rules import RuleSet, RulesResult, load_rule_set, rules_margin
+from portmargin.rules import SEARCH_TIME_LIMIT, RuleSet, RulesResult, load_rule_set, rules_margin
 from portmargin.rules._params import BUILTIN_RULE_SETS
 from portmargin.units import iso_z, usd_rate
 
@@ -96,6 +96,8 @@ class RulesMethod:
     """
 
     rule_set: RuleSet
+    time_limit: float | None = SEARCH_TIME_LIMIT
+    """Seconds of pairing search (``None``: exact); :data:`portmargin.rules.SEARCH_TIME_LIMIT`."""
 
     @property
     def name(self) -> str:
@@ -120,7 +122,9 @@ class RulesMethod:
                 positions.append((market.instrument(name), qty))
             except PortmarginError as exc:
                 raise InputError(f"{portfolio.name}: positions: {exc}") from None
-        return rules_margin(positions, dict(portfolio.cash), market, self.rule_set)
+        return rules_margin(
+            positions, dict(portfolio.cash), market, self.rule_set, time_limit=self.time_limit
+        )
 
     def margin(self, portfolio: Portfolio, market: MarketSnapshot) -> MarginResult:
         """Margin ``portfolio`` under the rule set, as the one result family."""

@@ -96,3 +96,28 @@ def test_demo_prints_the_strategy_and_book_tables(capsys: pytest.CaptureFixture[
     assert "Four strategies on BTC at 70,000" in out
     assert "Five-line BTC/ETH book" in out
     assert "seed" not in out.replace("docs/seed-comparison.md", "").lower()
+
+
+def test_rules_time_limit_is_checked_and_zero_is_exact(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    book = str(EXAMPLES / "iron_condor.json")
+    for bad in ("-1", "nan", "inf"):
+        assert main(["rules", book, "--time-limit", bad]) != 0
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and "--time-limit" in err[0] and "Traceback" not in err[0]
+    assert main(["rules", book, "--time-limit", "0", "--format", "json"]) == 0
+    exact = json.loads(capsys.readouterr().out)
+    assert exact["optimality_gap"] == 0.0
+    assert main(["rules", book, "--format", "json"]) == 0  # the default limit: a small book
+    limited = json.loads(capsys.readouterr().out)  # is solved well within it
+    assert limited["initial_margin"] == pytest.approx(exact["initial_margin"], rel=1e-12)
+
+
+def test_methods_and_accounts_bound_the_pairing_search() -> None:
+    from portmargin.methods import RulesMethod, load_method
+    from portmargin.rules import SEARCH_TIME_LIMIT
+
+    method = load_method("strategy")
+    assert isinstance(method, RulesMethod)
+    assert method.time_limit == SEARCH_TIME_LIMIT > 0

@@ -375,10 +375,16 @@ _RawPool = tuple[str, float, float, float, float]  # currency, IM, MM, margin eq
 
 
 def _rules_pools(account: Account, market: MarketSnapshot, rule_set: str) -> list[_RawPool]:
-    from portmargin.rules import load_rule_set, rules_margin
+    from portmargin.rules import SEARCH_TIME_LIMIT, load_rule_set, rules_margin
 
     positions = [(market.instrument(k), v) for k, v in account.positions.items()]
-    res = rules_margin(positions, dict(account.balances), market, load_rule_set(rule_set))
+    res = rules_margin(
+        positions,
+        dict(account.balances),
+        market,
+        load_rule_set(rule_set),
+        time_limit=SEARCH_TIME_LIMIT,
+    )
     return [
         (ccy, p.initial_margin, p.maintenance_margin, p.equity, 0.0)
         for ccy, p in res.by_currency.items()

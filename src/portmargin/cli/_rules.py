@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -27,6 +28,7 @@ from portmargin.cli._common import (
     refuse_interpolated,
     resolve_book,
 )
+from portmargin.errors import InputError
 
 if TYPE_CHECKING:
     from portmargin.compare import Comparison
@@ -94,6 +96,11 @@ def _render_rules(r: RulesResult, title: str) -> None:
             g.currency,
         )
     console.print(s)
+    if r.optimality_gap > 0:
+        console.print(
+            f"  [yellow]pairing search stopped at its time limit[/]: within "
+            f"{r.optimality_gap:.2%} of the optimum (never below it); --time-limit 0 is exact"
+        )
 
 
 def render_comparison(c: Comparison, title: str) -> None:
@@ -141,6 +148,14 @@ def register(app: typer.Typer) -> None:
                 "--rules", help="deribit-standard, strategy, cboe or a rule-set TOML path."
             ),
         ] = "strategy",
+        time_limit: Annotated[
+            float,
+            typer.Option(
+                "--time-limit",
+                help="Seconds of pairing search; past it the best decomposition found is "
+                "reported with its optimality gap. 0: exact (large books can take minutes).",
+            ),
+        ] = 2.0,
         strict_quotes: StrictQuotesOpt = False,
         fmt: FormatOpt = OutputFormat.table,
     ) -> None:
@@ -148,12 +163,15 @@ def register(app: typer.Typer) -> None:
         from portmargin.methods import RulesMethod
         from portmargin.rules import load_rule_set
 
+        if not (math.isfinite(time_limit) and time_limit >= 0):
+            raise InputError(f"--time-limit {time_limit!r}: must be >= 0 seconds (0: exact)")
         snap = get_market(market)
         book = get_portfolio(portfolio)
         quotes = resolve_book(book, snap, where=str(portfolio))
         if strict_quotes:
             refuse_interpolated(quotes, snap)
-        result = RulesMethod(load_rule_set(rules)).rules(book, snap)
+        limit = time_limit if time_limit > 0 else None
+        result = RulesMethod(load_rule_set(rules), limit).rules(book, snap)
         if fmt is OutputFormat.json:
             print_json(rules_json(result, snap))
         else:

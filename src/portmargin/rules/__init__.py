@@ -7,11 +7,18 @@ mark-to-market, with the gross figure and a greedy baseline beside it.
 Method and sources: ``docs/methodology/rules.md``.
 """
 
-from portmargin.rules._engine import PoolResult, RulesResult, StrategyGroup, rules_margin
+from portmargin.rules._engine import (
+    SEARCH_TIME_LIMIT,
+    PoolResult,
+    RulesResult,
+    StrategyGroup,
+    rules_margin,
+)
 from portmargin.rules._market import RulesMarket
 from portmargin.rules._params import RuleSet, load_rule_set
 
 __all__ = [
+    "SEARCH_TIME_LIMIT",
     "PoolResult",
     "RuleSet",
     "RulesMarket",
