@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from portmargin.models.session import build_quantities
 
@@ -41,3 +43,36 @@ def test_build_quantities_equals_dense_reference(grouped: bool) -> None:
     assert q.has_canonical_format
     for before, after in zip(copies, (rows, cols, vals), strict=True):
         np.testing.assert_array_equal(before, after)
+
+
+N_ROWS, N_COLS, CASH = 6, 5, np.array([4])
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    entries=st.lists(
+        st.tuples(
+            st.integers(0, N_ROWS - 1),
+            st.integers(0, N_COLS - 1),
+            st.sampled_from([-2.0, -1.0, -0.5, 0.0, 0.5, 1.0, 2.0]),
+        ),
+        max_size=40,
+    ),
+    grouped=st.booleans(),
+)
+def test_build_quantities_property(entries: list[tuple[int, int, float]], grouped: bool) -> None:
+    if grouped:  # a file sorted by account takes the direct CSR path
+        entries = sorted(entries, key=lambda e: e[0])
+    rows = np.array([e[0] for e in entries], dtype=np.int64)
+    cols = np.array([e[1] for e in entries], dtype=np.int64)
+    vals = np.array([e[2] for e in entries], dtype=np.float64)
+    q = build_quantities(rows, cols, vals, (N_ROWS, N_COLS), CASH)
+    dense = np.zeros((N_ROWS, N_COLS))
+    np.add.at(dense, (rows, cols), vals)
+    assert np.array_equal(q.toarray(), dense)
+    # stored: every non-zero net, and every cash balance given (even a zero one); nothing else
+    given_cash = {(r, c) for r, c, _ in entries if c in CASH}
+    want = {(r, c) for r in range(N_ROWS) for c in range(N_COLS) if dense[r, c] != 0}
+    coo = q.tocoo()
+    assert set(zip(coo.row.tolist(), coo.col.tolist(), strict=True)) == want | given_cash
+    assert q.has_sorted_indices and bool(np.all(np.diff(q.indptr) >= 0))

@@ -1260,9 +1260,13 @@ def build_quantities(
     is_cash[cash_cols] = True
     keep = (q.data != 0) | is_cash[q.indices]
     if not keep.all():  # drop in place: entries stay sorted, row bounds move by the drops
-        kept = np.zeros(keep.size + 1, dtype=np.int64)
-        np.cumsum(keep, out=kept[1:])
-        q = sp.csr_array((q.data[keep], q.indices[keep], kept[q.indptr]), shape=shape)
+        dropped = np.flatnonzero(~keep)  # few (zero nets), so no cumulative count over all
+        per_row = np.bincount(
+            np.searchsorted(q.indptr, dropped, side="right") - 1, minlength=shape[0]
+        )
+        indptr = q.indptr.astype(np.int64, copy=True)
+        indptr[1:] -= np.cumsum(per_row)
+        q = sp.csr_array((q.data[keep], q.indices[keep], indptr), shape=shape)
     return q
 
 
