@@ -1,18 +1,19 @@
-r"""The crash-day data shipped in the package: a compact copy of the raw Deribit files.
+r"""The crash-day data shipped in the package: one compact file derived from the raw ones.
 
 ``portmargin monitor`` replays the 2026-02-04/05 Deribit chains by default
 (:class:`~portmargin.monitor.ReplayFeed`); an installed package carries the numbers the replay
-reads, in ``portmargin/monitor/data/`` (provenance in its ``README.md``):
+reads in one file, ``portmargin/monitor/data/crash_day.csv.gz`` (provenance in the folder's
+``README.md``). Each row names the raw file it comes from (``file``) and carries:
 
-* the two option-chain snapshots, every row, reduced to the columns the chain loader reads
-  (``timestamp, instrument_name, underlying, underlying_name, mark_price,
+* for the two option-chain snapshots, every row, reduced to the columns the chain loader
+  reads (``timestamp, instrument_name, underlying, underlying_name, mark_price,
   implied_volatility, index_price``), the cells copied as text;
-* the perpetual price series reduced to its columns ``snapshot_file, obs_datetime, coin,
-  instrument_name, perp_futures_mark_price`` and to the rows from the last observation at or
-  before the first snapshot to the first at or after the second (the replay interpolates
-  between consecutive observations, so rows outside that span never enter it).
+* for the perpetual price series, its columns ``snapshot_file, obs_datetime, coin,
+  instrument_name, perp_futures_mark_price``, from the last observation at or before the
+  first snapshot to the first at or after the second (the replay interpolates between
+  consecutive observations, so rows outside that span never enter it).
 
-Each is a gzip file (mtime 0, so :func:`derive_crash_day` rebuilds them byte for byte). Since
+The file is gzip with mtime 0, so :func:`derive_crash_day` rebuilds it byte for byte. Since
 every number is the raw file's own text, :func:`packaged_crash_day` returns the same snapshots
 as :func:`~portmargin.io.load_market` on the raw files, and the replay is the same
 (``tests/monitor/test_packaged_data.py``).
@@ -34,6 +35,8 @@ from portmargin.market.snapshot import MarketSnapshot
 
 __all__ = [
     "CHAIN_COLUMNS",
+    "COLUMNS",
+    "PACKAGED_FILE",
     "PACKAGED_FILES",
     "PERP_COLUMNS",
     "derive_crash_day",
@@ -62,7 +65,10 @@ PERP_COLUMNS = (
     "instrument_name",
     "perp_futures_mark_price",
 )
-PACKAGED_FILES = tuple(f"{name}.gz" for name in (*CHAINS, PERP_FILE))
+PACKAGED_FILE = "crash_day.csv.gz"
+PACKAGED_FILES = (PACKAGED_FILE,)
+COLUMNS = ("file", *CHAIN_COLUMNS, *(c for c in PERP_COLUMNS if c not in CHAIN_COLUMNS))
+"""The packaged file's columns: the raw file a row comes from, then the union of both kinds."""
 
 
 def packaged_dir() -> Path:
@@ -92,16 +98,14 @@ def _read(path: Path) -> list[dict[str, str]]:
 
 
 def derive_crash_day(raw_dir: Path | str, out_dir: Path | str) -> list[Path]:
-    """Write the packaged files from the raw ones (module docstring); returns their paths."""
+    """Write the packaged file from the raw ones (module docstring); returns its path."""
     raw, out = Path(raw_dir), Path(out_dir)
-    written = []
+    rows: list[dict[str, str]] = []
     times = []
     for name in CHAINS:
-        rows = _read(raw / name)
-        times.append(datetime.fromisoformat(rows[0]["timestamp"]))
-        path = out / f"{name}.gz"
-        path.write_bytes(_gzip(_table(rows, CHAIN_COLUMNS)))
-        written.append(path)
+        chain = _read(raw / name)
+        times.append(datetime.fromisoformat(chain[0]["timestamp"]))
+        rows += [{"file": name, **{c: r[c] for c in CHAIN_COLUMNS}} for r in chain]
     perp = _read(raw / PERP_FILE)
     keep = []
     for coin in sorted({r["coin"] for r in perp}):
@@ -112,25 +116,33 @@ def derive_crash_day(raw_dir: Path | str, out_dir: Path | str) -> list[Path]:
         hi = min((i for i, t in enumerate(at) if t >= times[1]), default=len(at) - 1)
         keep += mine[lo : hi + 1]
     keep.sort(key=lambda r: (r["obs_datetime"], r["coin"]))
-    path = out / f"{PERP_FILE}.gz"
-    path.write_bytes(_gzip(_table(keep, PERP_COLUMNS)))
-    written.append(path)
-    return written
+    rows += [{"file": PERP_FILE, **{c: r[c] for c in PERP_COLUMNS}} for r in keep]
+    path = out / PACKAGED_FILE
+    full = [{c: r.get(c, "") for c in COLUMNS} for r in rows]
+    path.write_bytes(_gzip(_table(full, COLUMNS)))
+    return [path]
 
 
 @lru_cache(maxsize=1)
 def packaged_crash_day() -> tuple[MarketSnapshot, MarketSnapshot, Path]:
-    """The two snapshots and the perpetual series' path, from the packaged files.
+    """The two snapshots and the perpetual series' path, from the packaged file.
 
-    The chains are unpacked to a temporary folder (with the perpetual marks beside them, as
-    the chain loader expects) and loaded by :func:`~portmargin.io.load_market`.
+    The rows of each chain are written back to a temporary file with the raw file's name and
+    columns (with the perpetual rows beside them, as the chain loader expects) and loaded by
+    :func:`~portmargin.io.load_market`. The series' path is the packaged file itself: its
+    chain rows have no perpetual price, which the replay's reader skips.
     """
-    data = packaged_dir()
+    path = packaged_dir() / PACKAGED_FILE
+    text = gzip.decompress(path.read_bytes()).decode("utf-8")
+    by_file: dict[str, list[dict[str, str]]] = {}
+    for row in csv.DictReader(io.StringIO(text, newline="")):
+        by_file.setdefault(row["file"], []).append(row)
     with tempfile.TemporaryDirectory(prefix="portmargin-crash-day-") as tmp:
         folder = Path(tmp)
-        for name in (*CHAINS, PERP_FILE):
-            text = gzip.decompress((data / f"{name}.gz").read_bytes())
-            (folder / name).write_bytes(text)
+        for name in CHAINS:
+            (folder / name).write_text(_table(by_file[name], CHAIN_COLUMNS), encoding="utf-8")
+        perp = _table(by_file[PERP_FILE], PERP_COLUMNS)
+        (folder / PERP_FILE).write_text(perp, encoding="utf-8")
         m0 = load_market(folder / CHAINS[0])
         m1 = load_market(folder / CHAINS[1])
-    return m0, m1, data / f"{PERP_FILE}.gz"
+    return m0, m1, path

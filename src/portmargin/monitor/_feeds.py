@@ -71,8 +71,9 @@ def load_crash_day(
     """The two chain snapshots of the 2026-02-05 crash and the perpetual series' path.
 
     ``data_dir`` holds the raw files (:data:`CHAIN_FILES` and
-    ``perpetual_futures_prices.csv``); ``None`` means the compact copy in the package (the
-    series is then a ``.csv.gz``, which :class:`ReplayFeed` reads too).
+    ``perpetual_futures_prices.csv``); ``None`` means the compact file in the package (the
+    series' path is then that ``crash_day.csv.gz``, whose perpetual rows
+    :class:`ReplayFeed` reads, skipping the chain rows that have no perpetual price).
     """
     if data_dir is None:
         return packaged_crash_day()
