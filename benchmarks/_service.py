@@ -25,6 +25,8 @@ REPO = Path(__file__).resolve().parents[1]
 
 SERVER = """
 import sys, uvicorn
+from portmargin.cli._serve import SWITCH_INTERVAL
+sys.setswitchinterval(SWITCH_INTERVAL)  # as `portmargin serve` does
 from portmargin.service import ServiceSettings, create_app
 feed = None if sys.argv[5] == "static" else sys.argv[5]
 s = ServiceSettings(db_url=sys.argv[1], feed=feed, speed=float(sys.argv[2]), replay_steps=96,

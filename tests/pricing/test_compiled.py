@@ -191,3 +191,23 @@ def test_unwritable_cache_falls_back_to_memory(monkeypatch: pytest.MonkeyPatch) 
 
     assert calls == [True, False]
     assert twice(2.0) == 4.0
+
+
+def test_serial_and_parallel_kernels_agree_bit_for_bit() -> None:
+    # Small inputs run on the calling thread, large ones on numba's threads: the same rows.
+    from portmargin.pricing._compiled import risk_pnl
+
+    insts = [x for x in _universe(MARKET) if x.underlying == "BTC"]
+    table = instrument_table(insts, MARKET)
+    scen = pm.load_model("deribit").scenario_set("BTC")
+    par = risk_pnl(table, scen, table.value_usd, parallel=True)
+    ser = risk_pnl(table, scen, table.value_usd, parallel=False)
+    assert np.array_equal(par[0], ser[0]) and np.array_equal(par[1], ser[1])
+    rng = np.random.default_rng(5)
+    dense = np.where(rng.random((200, 60)) < 0.1, rng.normal(0, 3, (200, 60)), 0.0)
+    q = sp.csr_array(dense)
+    w = rng.normal(size=(60, 35))
+    args = (q.indptr.astype(np.int64), q.indices.astype(np.int64), q.data, w)
+    ref = np.asarray(q @ w)
+    for parallel in (True, False):
+        assert np.array_equal(csr_dense_product(*args, parallel=parallel), ref)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 from typing import Annotated
 
@@ -10,7 +11,10 @@ import typer
 from portmargin.cli._common import DEFAULT_DB_URL, DbOpt, err_console
 from portmargin.errors import InputError
 
-__all__ = ["register"]
+__all__ = ["SWITCH_INTERVAL", "register"]
+
+SWITCH_INTERVAL = 0.0005
+"""Seconds between CPython's forced GIL hand-offs in the service process (default 0.005)."""
 
 
 def register(app: typer.Typer) -> None:
@@ -93,4 +97,9 @@ def register(app: typer.Typer) -> None:
                 markup=True,
             )
         err_console.print(f"portmargin serve: http://{host}:{port}/ (API docs at /docs)")
+        # The event loop (HTTP, WebSocket) shares the GIL with the request threads and the
+        # monitor's worker: with CPython's default 5 ms switch interval the loop waits up to
+        # 5 ms each time a thread holds the GIL, and the service saturated at about 110
+        # requests/s on the 2-core machine; at 0.5 ms it served 200/s (BENCHMARKS.md (s)).
+        sys.setswitchinterval(SWITCH_INTERVAL)
         uvicorn.run(app, host=host, port=port, log_level="info", ws="websockets-sansio")

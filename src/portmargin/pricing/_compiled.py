@@ -85,6 +85,13 @@ def use_kernel(name: Kernel) -> Iterator[None]:
         _forced.pop()
 
 
+PARALLEL_MIN_WORK = 20_000
+"""Below this many evaluations (risk array: rows × scenarios; product: entries × columns) a
+kernel runs on the calling thread: launching numba's parallel region costs more than it
+saves there, and concurrent small calls (the service's what-ifs, one per request thread)
+would queue on the shared thread pool."""
+
+
 def threads() -> int:
     """Threads that margin account chunks side by side.
 
@@ -151,7 +158,11 @@ def _kernels() -> Any:
 
 
 def risk_pnl(
-    table: InstrumentTable, scenarios: ScenarioSet, v0: FloatArray
+    table: InstrumentTable,
+    scenarios: ScenarioSet,
+    v0: FloatArray,
+    *,
+    parallel: bool | None = None,
 ) -> tuple[FloatArray, FloatArray]:
     r"""``(pnl_settle, pnl_usd)`` of a risk array in one pass (:mod:`portmargin.risk`'s formulas).
 
@@ -166,7 +177,8 @@ def risk_pnl(
         settled   0
 
     ``pnl_settle`` is the coin figure for inverse rows, else the USD one; ``v0`` is the
-    base value per row (USD).
+    base value per row (USD). Rows run in parallel from :data:`PARALLEL_MIN_WORK`
+    evaluations on (``parallel`` forces one kernel or the other).
     """
     from portmargin.scenarios import VolShockMode
 
@@ -176,7 +188,11 @@ def risk_pnl(
     n, s = len(table.instruments), len(scenarios)
     out_settle = np.empty((n, s))
     out_usd = np.empty((n, s))
-    _kernels().risk_pnl(
+    k = _kernels()
+    if parallel is None:
+        parallel = n * s >= PARALLEL_MIN_WORK
+    kernel_fn = k.risk_pnl if parallel else k.risk_pnl_serial
+    kernel_fn(
         table.F,
         np.where(opt, table.K, 1.0),
         np.where(opt, table.T, 0.0),
@@ -210,6 +226,8 @@ def csr_dense_product(
     indices: npt.NDArray[np.integer[Any]],
     data: FloatArray,
     w: FloatArray,
+    *,
+    parallel: bool | None = None,
 ) -> FloatArray:
     """``Q @ W`` for CSR ``Q`` and C-contiguous dense ``W``, rows in parallel.
 
@@ -218,7 +236,11 @@ def csr_dense_product(
     """
     n = indptr.shape[0] - 1
     out = np.empty((n, w.shape[1]))
-    _kernels().csr_dense(indptr, indices, data, np.ascontiguousarray(w), out)
+    k = _kernels()
+    if parallel is None:
+        parallel = data.shape[0] * w.shape[1] >= PARALLEL_MIN_WORK
+    kernel_fn = k.csr_dense if parallel else k.csr_dense_serial
+    kernel_fn(indptr, indices, data, np.ascontiguousarray(w), out)
     return out
 
 
@@ -234,11 +256,13 @@ def warm_up() -> float:
         market = pm.demo_market()
         model = pm.load_model("deribit")
         table = instrument_table([market.instrument("BTC-PERPETUAL")], market)
-        risk_pnl(table, model.scenario_set("BTC"), table.value_usd)
-        csr_dense_product(
-            np.array([0, 1], dtype=np.int64),
-            np.array([0], dtype=np.int64),
-            np.ones(1),
-            np.ones((1, 2)),
-        )
+        for parallel in (True, False):
+            risk_pnl(table, model.scenario_set("BTC"), table.value_usd, parallel=parallel)
+            csr_dense_product(
+                np.array([0, 1], dtype=np.int64),
+                np.array([0], dtype=np.int64),
+                np.ones(1),
+                np.ones((1, 2)),
+                parallel=parallel,
+            )
     return time.perf_counter() - t0

@@ -89,6 +89,92 @@ def _shocked(
     return sigma
 
 
+@_jit()
+def _ln_moves(price_moves: Any) -> Any:  # pragma: no cover - compiled
+    """``ln(1 + m_j)`` per scenario: ``ln F' = ln(F·roll) + ln(1 + m)`` for untiered rows."""
+    s = price_moves.shape[0]
+    ln_move = np.empty(s)
+    for j in range(s):
+        ln_move[j] = math.log(1.0 + price_moves[j]) if price_moves[j] > -1.0 else -np.inf
+    return ln_move
+
+
+@_jit()
+def _risk_row(
+    i: int,
+    F: Any,
+    K: Any,
+    T: Any,
+    df: Any,
+    carry: Any,
+    opt: Any,
+    call: Any,
+    inverse: Any,
+    mult: Any,
+    v0: Any,
+    settled: Any,
+    move_scale: Any,
+    price_moves: Any,
+    sigma: Any,
+    vol_scale: Any,
+    directions: Any,
+    relative: bool,
+    up: float,
+    down: float,
+    lo_up: float,
+    lo_down: float,
+    lookahead: float,
+    out_settle: Any,
+    out_usd: Any,
+    ln_move: Any,
+) -> None:  # pragma: no cover - compiled
+    """Row ``i`` of :func:`risk_pnl` (every scenario of one instrument)."""
+    s = out_usd.shape[1]
+    if settled[i]:
+        for j in range(s):
+            out_settle[i, j] = 0.0
+            out_usd[i, j] = 0.0
+        return
+    f = F[i]
+    scale = move_scale[i]
+    if opt[i]:
+        t = T[i]
+        t_after = max(t - lookahead, 0.0)
+        df_after = df[i] ** (t_after / t) if t > 0.0 else df[i] ** 1.0
+        roll = math.exp(-carry[i] * min(lookahead, max(t, 0.0)))
+        sqrt_t = math.sqrt(t_after)
+        k_i = K[i]
+        ln_row = math.log(f * roll / k_i) if f > 0.0 and k_i > 0.0 else 0.0
+        for j in range(s):
+            m = scale * price_moves[j]
+            sig = _shocked(
+                sigma[i], vol_scale[i], directions[j], relative, up, down, lo_up, lo_down
+            )
+            fwd = f * (1.0 + m) * roll
+            if scale == 1.0:
+                ln_fk = ln_row + ln_move[j]
+            elif fwd > 0.0 and k_i > 0.0:
+                ln_fk = math.log(fwd / k_i)
+            else:
+                ln_fk = 0.0
+            v = mult[i] * _black76_log(fwd, k_i, sqrt_t, sig, call[i], df_after, ln_fk)
+            usd = v - v0[i]
+            out_usd[i, j] = usd
+            if inverse[i]:
+                out_settle[i, j] = v / (f * (1.0 + m)) - v0[i] / f
+            else:
+                out_settle[i, j] = usd
+    else:
+        for j in range(s):
+            m = scale * price_moves[j]
+            usd = mult[i] * f * m
+            out_usd[i, j] = usd
+            if inverse[i]:
+                out_settle[i, j] = mult[i] * (1.0 - 1.0 / (1.0 + m))
+            else:
+                out_settle[i, j] = usd
+
+
 @_jit(parallel=True)
 def risk_pnl(
     F: Any,
@@ -116,68 +202,128 @@ def risk_pnl(
     out_settle: Any,
     out_usd: Any,
 ) -> None:  # pragma: no cover - compiled
-    n, s = out_usd.shape
-    ln_move = np.empty(s)  # ln(1 + m_j): ln F' = ln(F·roll) + ln(1 + m) for untiered rows
-    for j in range(s):
-        ln_move[j] = math.log(1.0 + price_moves[j]) if price_moves[j] > -1.0 else -np.inf
-    for i in numba.prange(n):
-        if settled[i]:
-            for j in range(s):
-                out_settle[i, j] = 0.0
-                out_usd[i, j] = 0.0
-            continue
-        f = F[i]
-        scale = move_scale[i]
-        if opt[i]:
-            t = T[i]
-            t_after = max(t - lookahead, 0.0)
-            df_after = df[i] ** (t_after / t) if t > 0.0 else df[i] ** 1.0
-            roll = math.exp(-carry[i] * min(lookahead, max(t, 0.0)))
-            sqrt_t = math.sqrt(t_after)
-            k_i = K[i]
-            ln_row = math.log(f * roll / k_i) if f > 0.0 and k_i > 0.0 else 0.0
-            for j in range(s):
-                m = scale * price_moves[j]
-                sig = _shocked(
-                    sigma[i], vol_scale[i], directions[j], relative, up, down, lo_up, lo_down
-                )
-                fwd = f * (1.0 + m) * roll
-                if scale == 1.0:
-                    ln_fk = ln_row + ln_move[j]
-                elif fwd > 0.0 and k_i > 0.0:
-                    ln_fk = math.log(fwd / k_i)
-                else:
-                    ln_fk = 0.0
-                v = mult[i] * _black76_log(fwd, k_i, sqrt_t, sig, call[i], df_after, ln_fk)
-                usd = v - v0[i]
-                out_usd[i, j] = usd
-                if inverse[i]:
-                    out_settle[i, j] = v / (f * (1.0 + m)) - v0[i] / f
-                else:
-                    out_settle[i, j] = usd
-        else:
-            for j in range(s):
-                m = scale * price_moves[j]
-                usd = mult[i] * f * m
-                out_usd[i, j] = usd
-                if inverse[i]:
-                    out_settle[i, j] = mult[i] * (1.0 - 1.0 / (1.0 + m))
-                else:
-                    out_settle[i, j] = usd
+    """Every row of the risk array, rows in parallel (numba's threads)."""
+    ln_move = _ln_moves(price_moves)
+    for i in numba.prange(out_usd.shape[0]):
+        _risk_row(
+            i,
+            F,
+            K,
+            T,
+            df,
+            carry,
+            opt,
+            call,
+            inverse,
+            mult,
+            v0,
+            settled,
+            move_scale,
+            price_moves,
+            sigma,
+            vol_scale,
+            directions,
+            relative,
+            up,
+            down,
+            lo_up,
+            lo_down,
+            lookahead,
+            out_settle,
+            out_usd,
+            ln_move,
+        )
+
+
+@_jit()
+def risk_pnl_serial(
+    F: Any,
+    K: Any,
+    T: Any,
+    df: Any,
+    carry: Any,
+    opt: Any,
+    call: Any,
+    inverse: Any,
+    mult: Any,
+    v0: Any,
+    settled: Any,
+    move_scale: Any,
+    price_moves: Any,
+    sigma: Any,
+    vol_scale: Any,
+    directions: Any,
+    relative: bool,
+    up: float,
+    down: float,
+    lo_up: float,
+    lo_down: float,
+    lookahead: float,
+    out_settle: Any,
+    out_usd: Any,
+) -> None:  # pragma: no cover - compiled
+    """:func:`risk_pnl` on the calling thread (small arrays: no parallel region to launch)."""
+    ln_move = _ln_moves(price_moves)
+    for i in range(out_usd.shape[0]):
+        _risk_row(
+            i,
+            F,
+            K,
+            T,
+            df,
+            carry,
+            opt,
+            call,
+            inverse,
+            mult,
+            v0,
+            settled,
+            move_scale,
+            price_moves,
+            sigma,
+            vol_scale,
+            directions,
+            relative,
+            up,
+            down,
+            lo_up,
+            lo_down,
+            lookahead,
+            out_settle,
+            out_usd,
+            ln_move,
+        )
+
+
+@_jit()
+def _csr_row(
+    i: int, indptr: Any, indices: Any, data: Any, w: Any, out: Any
+) -> None:  # pragma: no cover - compiled
+    """Row ``i`` of ``Q @ W``: its entries in stored order, as SciPy's ``csr_matvecs``."""
+    k = out.shape[1]
+    acc = np.zeros(k)  # the row's sums in registers/L1, stored once
+    for e in range(indptr[i], indptr[i + 1]):
+        a = data[e]
+        r = indices[e]
+        for c in range(k):
+            acc[c] += a * w[r, c]
+    for c in range(k):
+        out[i, c] = acc[c]
 
 
 @_jit(parallel=True)
 def csr_dense(
     indptr: Any, indices: Any, data: Any, w: Any, out: Any
 ) -> None:  # pragma: no cover - compiled
-    n = out.shape[0]
-    k = out.shape[1]
-    for i in numba.prange(n):
-        acc = np.zeros(k)  # the row's sums in registers/L1, stored once
-        for e in range(indptr[i], indptr[i + 1]):
-            a = data[e]
-            r = indices[e]
-            for c in range(k):
-                acc[c] += a * w[r, c]
-        for c in range(k):
-            out[i, c] = acc[c]
+    """``out = Q @ W``, rows in parallel."""
+    for i in numba.prange(out.shape[0]):
+        _csr_row(i, indptr, indices, data, w, out)
+
+
+@_jit()
+def csr_dense_serial(
+    indptr: Any, indices: Any, data: Any, w: Any, out: Any
+) -> None:  # pragma: no cover - compiled
+    """``out = Q @ W`` on the calling thread."""
+    for i in range(out.shape[0]):
+        _csr_row(i, indptr, indices, data, w, out)
