@@ -39,7 +39,9 @@ _COIN_VS_USDC = (
     "Why coin and USDC differ: a coin-settled put pays (K - S)/S BTC, so a put spread's loss "
     "in BTC grows without bound as BTC falls and strategy rules cannot treat it as limited "
     "to its 1,000 USD width; a USDC-settled put pays K - S dollars, and there the spread's "
-    "maximum loss is the 1,000 USD the strategy rules charge (before the premium received)."
+    "maximum loss is its 1,000 USD width. The shipped strategy rules are monotone (adding a "
+    "short option never lowers the requirement), so a spread is charged at least what its "
+    "long leg alone needs, its value: near the money that is more than the width."
 )
 
 
