@@ -186,3 +186,28 @@ def test_a_withdrawal_beyond_the_excess_is_refused_and_a_deposit_accepted() -> N
         acct.with_trades({}, {"BTC": 1.0}), market, model, AccountSettings(min_pm_equity_usd=0)
     )
     assert pre_trade(before.pools, richer.pools).risk_reducing
+
+
+def test_what_if_on_a_cached_session_equals_a_fresh_one(
+    market: pm.MarketSnapshot, model: pm.MarginModel
+) -> None:
+    from datetime import timedelta
+
+    from portmargin.accounts import what_if
+    from portmargin.accounts._whatif import SessionCache
+    from portmargin.market import shift
+
+    cache = SessionCache(model)
+    cases = [
+        (_book(), {"BTC-27MAR26-65000-P": -1.0}),
+        (_book(), {"ETH-24APR26-3000-P": 2.0}),  # grows the cached session
+        (Account("a2", {"ETH-27MAR26-3500-C": 1.0}, {"ETH": 1.0}), {"BTC-PERPETUAL": 1000.0}),
+    ]
+    for mkt in (market, shift(market, time=timedelta(hours=1))):
+        for account, trade in cases:
+            fresh = what_if(account, trade, mkt, model)
+            cached = what_if(account, trade, mkt, model, sessions=cache)
+            assert cached.accepted == fresh.accepted and cached.reason == fresh.reason
+            for a, b in ((cached.before, fresh.before), (cached.after, fresh.after)):
+                assert a.to_dict() == b.to_dict()
+        assert cache.get(mkt, ()).market is mkt  # a new market state gets its own session

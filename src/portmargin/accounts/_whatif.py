@@ -16,7 +16,8 @@ session over the account's instruments and the traded ones (the same pipeline as
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+import threading
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -35,9 +36,10 @@ from portmargin.errors import InputError
 from portmargin.io.limits import check_instrument, check_quantity
 from portmargin.market.snapshot import MarketSnapshot
 from portmargin.models import MarginModel
+from portmargin.models.session import MarginSession
 from portmargin.risk import instrument_table
 
-__all__ = ["WhatIf", "parse_trade", "trade_cash", "what_if"]
+__all__ = ["SessionCache", "WhatIf", "parse_trade", "trade_cash", "what_if"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -109,12 +111,43 @@ def trade_cash(trades: Mapping[str, float], market: MarketSnapshot) -> dict[str,
     return cash
 
 
+class SessionCache:
+    """The session of one model on the current market state, grown with the instruments asked.
+
+    A service answering many what-ifs on one market builds the risk arrays of an instrument
+    once per market state instead of once per request: :meth:`get` returns the cached
+    session when it is on ``market`` (the same snapshot object) and holds every name, and
+    otherwise builds one over the names asked (and, on the same market, those it held).
+    An account's figures do not depend on the other instruments of its session (a batch of
+    one is the batch), so the answers are those of a fresh session. Thread-safe.
+    """
+
+    def __init__(self, model: MarginModel) -> None:
+        self.model = model
+        self._lock = threading.Lock()
+        self._session: MarginSession | None = None
+
+    def get(self, market: MarketSnapshot, names: Sequence[str]) -> MarginSession:
+        """A session of :attr:`model` on ``market`` holding ``names`` (canonical names)."""
+        with self._lock:
+            have = self._session
+            if have is not None and have.market is market:
+                if all(n in have.index for n in names):
+                    return have
+                names = tuple(dict.fromkeys([*have.instruments, *names]))
+            session = self.model.session(market, tuple(names))
+            self._session = session
+            return session
+
+
 def what_if(
     account: Account,
     trades: Mapping[str, float],
     market: MarketSnapshot,
     model: MarginModel,
     settings: AccountSettings | None = None,
+    *,
+    sessions: SessionCache | None = None,
 ) -> WhatIf:
     """Margin ``account`` before and after ``trades`` (the account itself is not changed).
 
@@ -129,6 +162,9 @@ def what_if(
         Instrument → signed quantity in contracts, filled at the mark.
     market, model, settings
         As for :func:`~portmargin.accounts.evaluate_account`.
+    sessions
+        A :class:`SessionCache` of ``model`` to draw the session from (a service's many
+        what-ifs on one market); ``None`` builds one for this call.
 
     Raises
     ------
@@ -145,7 +181,11 @@ def what_if(
     after_acct = account.with_trades(canonical, trade_cash(canonical, market))
     held = canonical_positions(account, market)
     held_after = canonical_positions(after_acct, market)
-    session = model.session(market, tuple(dict.fromkeys([*held, *held_after])))
+    names = tuple(dict.fromkeys([*held, *held_after]))
+    if sessions is not None and sessions.model is model:
+        session = sessions.get(market, names)
+    else:
+        session = model.session(market, names)
     rows = session.margin_positions(held, account.balances)
     before = account_margin(account, market, s, batch_pools(rows, 0), cross=model.cross)
     rows = session.margin_positions(held_after, after_acct.balances)

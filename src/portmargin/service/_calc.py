@@ -36,6 +36,8 @@ from portmargin.service._schemas import (
 )
 
 if TYPE_CHECKING:
+    from portmargin.accounts._whatif import SessionCache
+    from portmargin.models import MarginModel
     from portmargin.var.history import History
 
 __all__ = ["MAX_BACKTEST_EVALUATIONS", "Calculators", "toml_text"]
@@ -98,6 +100,7 @@ class Calculators:
         self._lock = threading.Lock()
         self._names: set[str] | None = None
         self._history: History | None = None
+        self._sessions: dict[int, SessionCache] = {}
 
     def names(self) -> set[str]:
         """Every method name a request may use."""
@@ -135,6 +138,16 @@ class Calculators:
             with self._lock:
                 self._methods[key] = have
         return have
+
+    def sessions(self, model: MarginModel) -> SessionCache:
+        """The what-if session cache of a cached method (one per method object)."""
+        from portmargin.accounts._whatif import SessionCache
+
+        with self._lock:
+            cache = self._sessions.get(id(model))
+            if cache is None or cache.model is not model:
+                cache = self._sessions[id(model)] = SessionCache(model)
+            return cache
 
     def portfolio(self, p: PortfolioIn, *, field: str = "portfolio") -> Portfolio:
         """The request's book (limits checked, legs bounded)."""
@@ -262,8 +275,9 @@ class Calculators:
                 min_pm_equity_usd=100_000.0 if min_equity is None else min_equity,
                 fallback_rule_set=base.fallback_rule_set,
             )
+        sessions = None if req.params else self.sessions(method)
         try:
-            res = what_if(account, trades, market, method, settings)
+            res = what_if(account, trades, market, method, settings, sessions=sessions)
         except PortmarginError as exc:
             raise Problem(422, str(exc), field="trades") from None
         return whatif_json(res, settings.min_pm_equity_usd)
