@@ -118,8 +118,10 @@ class SessionCache:
     once per market state instead of once per request: :meth:`get` returns the cached
     session when it is on ``market`` (the same snapshot object) and holds every name, and
     otherwise builds one over the names asked (and, on the same market, those it held).
-    An account's figures do not depend on the other instruments of its session (a batch of
-    one is the batch), so the answers are those of a fresh session. Thread-safe.
+    Sessions hold their instruments in name order, as :func:`what_if` builds its own, so an
+    account's columns are summed in the same order and its figures are those of a fresh
+    session bit for bit (the other instruments of a session do not enter an account's
+    figures: a batch of one is the batch). Thread-safe.
     """
 
     def __init__(self, model: MarginModel) -> None:
@@ -134,8 +136,8 @@ class SessionCache:
             if have is not None and have.market is market:
                 if all(n in have.index for n in names):
                     return have
-                names = tuple(dict.fromkeys([*have.instruments, *names]))
-            session = self.model.session(market, tuple(names))
+                names = (*have.instruments, *names)
+            session = self.model.session(market, tuple(sorted(set(names))))
             self._session = session
             return session
 
@@ -181,7 +183,7 @@ def what_if(
     after_acct = account.with_trades(canonical, trade_cash(canonical, market))
     held = canonical_positions(account, market)
     held_after = canonical_positions(after_acct, market)
-    names = tuple(dict.fromkeys([*held, *held_after]))
+    names = tuple(sorted({*held, *held_after}))  # canonical order: cached or fresh, one sum order
     if sessions is not None and sessions.model is model:
         session = sessions.get(market, names)
     else:
