@@ -196,3 +196,24 @@ def test_trade_in_a_new_instrument_grows_the_universe_and_keeps_figures(
     assert mon.accounts[acct].positions[new] == 1
     # Every account is re-margined on the grown session; all still equal the engine.
     assert _assert_same_as_engine(mon, list(mon.margins)) == len(mon.accounts)
+
+
+def test_full_market_steps_give_the_same_figures(small_accounts: Path, tmp_path: Path) -> None:
+    # The service builds each step's market with every quote (one build for the tick and
+    # its view); the tick re-prices the moved underlying only either way.
+    accts, settings = load_accounts(small_accounts)
+    runs = []
+    for full in (False, True):
+        store = open_store(f"sqlite:///{tmp_path / f'{full}.db'}")
+        store.save_accounts(accts)
+        feed = ReplayFeed(steps=4)
+        mon = Monitor(store, load_model("deribit"), settings, feed_name=feed.name, full_market=full)
+        mon.run(feed)
+        runs.append(mon)
+    light, full = runs
+    assert light.margins.keys() == full.margins.keys()
+    for a, m in light.margins.items():
+        assert m.to_dict() == full.margins[a].to_dict()
+    assert light.statuses == full.statuses
+    assert light.market is not None and full.market is not None
+    assert dict(light.market.option_iv) == dict(full.market.option_iv)

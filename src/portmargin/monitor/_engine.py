@@ -245,6 +245,10 @@ class Monitor:
         A seed market (``portmargin monitor --market FILE``): its state is the first state of
         every underlying, so that later lines may update only some fields (an index-only
         line moves forwards and perpetual with the index, vols unchanged).
+    full_market
+        Build every step's market with every underlying's quotes (one build), for a caller
+        that reads :attr:`market` after each step (the service's view); by default a step
+        builds the moved underlying's quotes only and :attr:`market` is built when asked.
     """
 
     def __init__(
@@ -256,7 +260,9 @@ class Monitor:
         feed_name: str,
         recent: int = 50,
         market: MarketSnapshot | None = None,
+        full_market: bool = False,
     ) -> None:
+        self.full_market = full_market
         self.store = store
         self.model = model
         self.settings = settings
@@ -800,7 +806,8 @@ class Monitor:
             and not self._expiring(u, when)
             and not self._rules_elsewhere(u)
         )
-        snap = self._snapshot(states, settled, when, u if light else None)
+        snap_full = not light or self.full_market
+        snap = self._snapshot(states, settled, when, None if snap_full else u)
         exclude: dict[str, str] = {}
         for attempt in (0, 1):
             try:
@@ -809,7 +816,7 @@ class Monitor:
                     states,
                     settled,
                     snap,
-                    full=not light,
+                    full=snap_full,
                     exclude=exclude,
                     rebuild=attempt > 0,
                 )
@@ -822,7 +829,7 @@ class Monitor:
             except Exception:
                 if attempt:
                     raise
-                full = snap if not light else self._snapshot(states, settled, when, None)
+                full = snap if snap_full else self._snapshot(states, settled, when, None)
                 base = self.ledger
                 accounts = base.accounts.values() if base is not None else self.accounts.values()
                 exclude = {
@@ -832,8 +839,8 @@ class Monitor:
                     and u in self._exposures(a)
                     and (why := self._account_problem(a, full, states, settled))
                 }
-            if light:
-                snap, light = self._snapshot(states, settled, when, None), False
+            if not snap_full:
+                snap, snap_full = self._snapshot(states, settled, when, None), True
         raise AssertionError("unreachable")  # pragma: no cover
 
     def _tick(

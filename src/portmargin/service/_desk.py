@@ -246,7 +246,9 @@ class Desk:
         self.hub = Hub()
         self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="pm-monitor")
         self._lock = asyncio.Lock()
-        self._monitor = Monitor(store, model, account_settings, feed_name=self.feed_name)
+        self._monitor = Monitor(
+            store, model, account_settings, feed_name=self.feed_name, full_market=True
+        )
         self._assigned = self._monitor.last_seq
         self._dead: list[int] = []
         self._last_event = last_event_id(store)
