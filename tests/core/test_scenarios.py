@@ -162,3 +162,18 @@ def test_move_scale_and_row_moves_by_tier() -> None:
     assert rows[1] == pytest.approx([-0.15, 0.0, 0.15], rel=1e-15)
     assert rows[4] == pytest.approx([-0.08, 0.0, 0.08], rel=1e-15)
     assert _set().move_scale(dte, dated).tolist() == [1.0] * 6  # no tiers: every row 1
+
+
+def test_an_unchanged_vol_is_not_floored() -> None:
+    # v = 0 keeps the mark vol, even below the down-shock floor
+    shock = VolShock(up=0.5, down=0.3, min_vol_up=0.8, min_vol=0.45)
+    got = shock.shocked(np.array([0.3]), np.array([30.0]), np.array([0.0, -1.0]))
+    assert got[0].tolist() == [0.3, 0.45]
+
+
+def test_limits_that_are_allowed() -> None:
+    # a pivot and a floor below one day, a first tier at 0 days, tiers less than a day apart
+    shock = VolShock(up=0.1, down=0.1, pivot_days=0.5, dte_floor_days=0.25)
+    assert shock.scale(np.array([0.1])).tolist() == [1.0]  # both powers 0
+    s = _set(tiers=[(0.0, 1.2), (0.5, 1.0)])
+    assert s.move_scale(np.array([0.0, 0.25, 0.5]), np.ones(3, bool)).tolist() == [1.2, 1.2, 1.0]
