@@ -210,10 +210,10 @@ def test_full_market_steps_give_the_same_figures(small_accounts: Path, tmp_path:
         mon = Monitor(store, load_model("deribit"), settings, feed_name=feed.name, full_market=full)
         mon.run(feed)
         runs.append(mon)
-    light, full = runs
-    assert light.margins.keys() == full.margins.keys()
-    for a, m in light.margins.items():
-        assert m.to_dict() == full.margins[a].to_dict()
-    assert light.statuses == full.statuses
-    assert light.market is not None and full.market is not None
-    assert dict(light.market.option_iv) == dict(full.market.option_iv)
+    light_run, full_run = runs
+    assert light_run.margins.keys() == full_run.margins.keys()
+    for a, m in light_run.margins.items():
+        assert m.to_dict() == full_run.margins[a].to_dict()
+    assert light_run.statuses == full_run.statuses
+    assert light_run.market is not None and full_run.market is not None
+    assert dict(light_run.market.option_iv) == dict(full_run.market.option_iv)
