@@ -318,3 +318,22 @@ def test_pnl_base_mark_measures_from_the_mark_price() -> None:
     np.testing.assert_allclose(
         by_mark.pnl_usd[0], by_model.pnl_usd[0] + (model_coin - 0.07) * F, rtol=1e-12
     )
+
+
+def test_weighted_pnl_uses_coin_weights_for_inverse_rows_only() -> None:
+    # Deribit's extended scenarios re-denominate coin P&L: coin weights differ from USD ones.
+    names = ["BTC-27MAR26", "BTC-PERPETUAL", "BTC_USDC-27MAR26-70000-P"]
+    table = instrument_table([MARKET.instrument(n) for n in names], MARKET)
+    scen = ScenarioSet.build(
+        [-0.16, 0.0, 0.5],
+        [0.0, 0.0, 0.0],
+        VolShock(up=0.5, down=0.25),
+        weights=[1.0, 0.5, 0.2],
+        coin_weights=[0.25, 2.0, 4.0],
+    )
+    ra = risk_array(table, scen)
+    assert table.inverse.tolist() == [True, True, False]
+    w = np.array([[0.25, 2.0, 4.0], [0.25, 2.0, 4.0], [1.0, 0.5, 0.2]])
+    np.testing.assert_array_equal(ra.weighted_settle(), ra.pnl_settle * w)
+    np.testing.assert_array_equal(ra.weighted_usd(), ra.pnl_usd * np.array([1.0, 0.5, 0.2]))
+    assert ra.weighted_settle()[0, 0] == pytest.approx(0.25 * (1 - 1 / 0.84), rel=1e-14)
