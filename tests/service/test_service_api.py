@@ -382,6 +382,8 @@ def test_backtest_is_the_cli_json_contract(tmp_path: Path) -> None:
     [
         # the whole history (about 1,800 days) x 3 models: more than 4,000 evaluations
         ({"start": None, "end": None, "models": ["deribit", "span16", "tims"]}, "step"),
+        # about 800 days x 2 VaR models, each counting 3: more than 4,000
+        ({"start": "2024-01-01", "end": None, "models": ["var", "var-hs"]}, "step"),
         ({"models": ["deribit", "no-such-model"]}, "models.1"),
         ({"models": ["../etc/x.toml"]}, "models.0"),
         ({"strategy": "no-such-strategy"}, "strategy"),
